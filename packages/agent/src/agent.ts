@@ -1,0 +1,325 @@
+import { mkdir, chmod } from 'node:fs/promises'
+import { watch, type FSWatcher } from 'node:fs'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ClusterManifest, DatasetUnavailableError, LocalIndex, scanDataset } from '@shoal/manifest'
+import { ChunkClient, ChunkServer } from '@shoal/transfer'
+import { PROTOCOL_CHUNK } from '@shoal/wire'
+import { ApiServer } from './api.js'
+import { checkDatasets, type AgentConfig } from './config.js'
+import { CLUSTER_NAME, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
+import { StartupError } from './errors.js'
+import { Gossip } from './gossip.js'
+import { loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
+import { acquireLock, claimSocketPath } from './lock.js'
+import { createNode, type ShoalNode } from './node.js'
+import { toWireEntry } from './records.js'
+import { Sync } from './sync.js'
+import { SerialQueue, silentLogger, type Logger } from './util.js'
+import type { StatusResponse, WhereResponse, TransfersResponse } from '@shoal/client'
+import type { NodeInfo } from '@shoal/wire'
+
+export interface AgentStartInfo {
+  peerId: string
+  addresses: string[]
+  /** Set when this start created the cluster key (first start without --cluster-key). */
+  createdClusterKey?: string
+}
+
+/** One shoal agent: the node, its datasets, gossip, transfers and the local API. */
+export class Agent {
+  private node?: ShoalNode
+  private index?: LocalIndex
+  private releaseLock?: () => Promise<void>
+  private api?: ApiServer
+  private gossip?: Gossip
+  private sync?: Sync
+  private readonly cluster = new ClusterManifest()
+  private readonly indexLock = new SerialQueue()
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly watchers: FSWatcher[] = []
+  private generation = 0
+  private scanQueued = false
+  private scanTimer?: NodeJS.Timeout
+  private announceQueue = new SerialQueue()
+  private stopping = false
+
+  constructor (readonly config: AgentConfig, private readonly log: Logger = silentLogger) {}
+
+  get peerId (): string {
+    return this.node?.peerId.toString() ?? ''
+  }
+
+  async start (): Promise<AgentStartInfo> {
+    const { config } = this
+    for (const d of config.datasets) if (d.create === true) await mkdir(d.path, { recursive: true })
+    checkDatasets(config)
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
+    this.releaseLock = await acquireLock(join(config.stateDir, 'agent.lock'), config.stateDir)
+    try {
+      return await this.startLocked()
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  private async startLocked (): Promise<AgentStartInfo> {
+    const { config } = this
+    await claimSocketPath(config.socketPath)
+    const privateKey = await loadOrCreateIdentity(join(config.stateDir, 'peer.key'))
+    let clusterKey: Uint8Array
+    let createdClusterKey: string | undefined
+    if (config.clusterKeyFile != null) {
+      clusterKey = await readClusterKey(config.clusterKeyFile)
+    } else {
+      const file = join(config.stateDir, 'cluster.key')
+      const loaded = await loadOrCreateClusterKey(file)
+      clusterKey = loaded.key
+      if (loaded.created) createdClusterKey = file
+    }
+    this.index = new LocalIndex(join(config.stateDir, 'index.db'))
+    // Generations only grow, even if the clock steps back.
+    this.generation = Math.max(Date.now(), (this.index.getMeta('generation') ?? 0) + 1)
+    this.index.setMeta('generation', this.generation)
+
+    try {
+      this.node = await createNode({ privateKey, clusterKey, listen: config.listen })
+    } catch (err: any) {
+      throw new StartupError(`cannot listen on ${config.listen.join(', ')}: ${err.message}`)
+    }
+    const selfId = this.node.peerId.toString()
+    const index = this.index
+    this.cluster.replaceRecord(selfId, this.selfInfo(), index.changedSince(0).map(toWireEntry))
+
+    const server = new ChunkServer({
+      lookup: (contentId) => {
+        const file = index.findByContentId(contentId)
+        const dataset = file == null ? undefined : config.datasets.find(d => d.name === file.dataset)
+        if (file == null || dataset == null) return undefined
+        return { path: join(dataset.path, ...file.path.split('/')), size: file.size, chunkSize: file.chunkSize, hashes: file.hashes, mtimeMs: file.mtimeMs }
+      }
+    }, { log: (m) => this.log.debug(m) })
+    await this.node.handle(PROTOCOL_CHUNK, server.handle)
+
+    const client = new ChunkClient(async (peerId, protocol, { signal }) =>
+      await (this.node as ShoalNode).dialProtocol(peerIdFromString(peerId), protocol, { signal }), PROTOCOL_CHUNK)
+
+    this.gossip = new Gossip({
+      node: this.node,
+      cluster: this.cluster,
+      clusterName: CLUSTER_NAME,
+      self: () => this.selfInfo(),
+      changedSince: (seq) => index.changedSince(seq).map(toWireEntry),
+      log: this.log
+    })
+    await this.gossip.start()
+
+    this.sync = new Sync({
+      selfId,
+      datasets: config.datasets,
+      index,
+      cluster: this.cluster,
+      client,
+      indexLock: this.indexLock,
+      onLocalChange: () => this.localChanged(),
+      log: this.log
+    })
+    this.sync.start()
+
+    await this.scanAll()
+    this.watchDatasets()
+    this.every(config.rescanIntervalMs, () => this.requestScan(0))
+    this.every(config.heartbeatIntervalMs, () => { void this.gossip?.heartbeat() })
+    this.every(REDIAL_INTERVAL_MS, () => { void this.redial() })
+    void this.redial()
+
+    this.api = new ApiServer({
+      status: () => this.status(),
+      where: (dataset, path) => this.where(dataset, path),
+      transfers: () => this.transfers()
+    })
+    await this.api.listen(config.socketPath)
+    this.log.info('agent started', { peerId: selfId, addresses: this.addresses() })
+    return { peerId: selfId, addresses: this.addresses(), createdClusterKey }
+  }
+
+  private every (ms: number, fn: () => void): void {
+    this.timers.push(setInterval(() => { if (!this.stopping) fn() }, ms).unref())
+  }
+
+  private selfInfo (): NodeInfo {
+    return {
+      name: this.config.name,
+      generation: this.generation,
+      sequence: this.index?.sequence ?? 0,
+      // Peers add /p2p/<id> themselves when they dial.
+      addrs: this.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, '')).slice(0, 16),
+      role: 'persistent'
+    }
+  }
+
+  addresses (): string[] {
+    return this.node?.getMultiaddrs().map(ma => ma.toString()) ?? []
+  }
+
+  /** Records a local change in the cluster manifest and announces it. */
+  private localChanged (): void {
+    if (this.index == null || this.node == null) return
+    const selfId = this.node.peerId.toString()
+    const known = this.cluster.node(selfId)?.info.sequence ?? 0
+    this.cluster.applyDelta(selfId, this.selfInfo(), known, this.index.changedSince(known).map(toWireEntry))
+    void this.announceQueue.run(async () => await this.gossip?.announce())
+  }
+
+  private watchDatasets (): void {
+    for (const dataset of this.config.datasets) {
+      try {
+        const watcher = watch(dataset.path, { recursive: true }, () => this.requestScan(WATCH_DEBOUNCE_MS))
+        watcher.on('error', (err) => this.log.warn('watching stopped; periodic rescans continue', { dataset: dataset.name, error: err.message }))
+        this.watchers.push(watcher)
+      } catch (err: any) {
+        this.log.warn('cannot watch dataset; periodic rescans continue', { dataset: dataset.name, error: err.message })
+      }
+    }
+  }
+
+  /** Schedules one scan; requests while one is queued or running coalesce (scans never overlap). */
+  private requestScan (delayMs: number): void {
+    if (this.stopping || this.scanQueued) return
+    this.scanQueued = true
+    this.scanTimer = setTimeout(() => {
+      this.scanQueued = false
+      void this.scanAll()
+    }, delayMs)
+  }
+
+  private async scanAll (): Promise<void> {
+    const index = this.index
+    if (index == null) return
+    let pending = 0
+    let changed = 0
+    await this.indexLock.run(async () => {
+      for (const dataset of this.config.datasets) {
+        if (this.stopping) return
+        try {
+          const result = await scanDataset(dataset.name, dataset.path, index, {
+            stableMs: this.config.stableMs,
+            versionFloor: (d, p) => this.cluster.newest(d, p)?.version ?? 0
+          })
+          pending += result.pending
+          changed += result.changed.length
+          for (const skipped of result.skipped) this.log.warn('file skipped: its path cannot be synced', { dataset: dataset.name, path: skipped })
+        } catch (err: any) {
+          if (err instanceof DatasetUnavailableError) this.log.error(err.message)
+          else this.log.error('scan failed', { dataset: dataset.name, error: err.message })
+        }
+      }
+    })
+    if (changed > 0) this.localChanged()
+    // Files still being written: look again once they may have settled.
+    if (pending > 0) this.requestScan(Math.max(this.config.stableMs, 100))
+  }
+
+  /** Keeps bootstrap peers and every known node connected. */
+  private async redial (): Promise<void> {
+    const node = this.node
+    if (node == null || this.stopping) return
+    const connected = new Set(node.getConnections().map(c => c.remotePeer.toString()))
+    const attempts: Array<Promise<unknown>> = []
+    for (const addr of this.config.bootstrap) {
+      const ma = multiaddr(addr)
+      const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
+      if (peer != null && (connected.has(peer) || peer === this.peerId)) continue
+      if (peer == null && node.getConnections().some(c => c.remoteAddr.toString().startsWith(addr))) continue
+      attempts.push(node.dial(ma, { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) }))
+    }
+    for (const record of this.cluster.allNodes()) {
+      if (record.peerId === this.peerId || connected.has(record.peerId) || record.info.addrs.length === 0) continue
+      attempts.push(node.dial(record.info.addrs.map(a => multiaddr(`${a}/p2p/${record.peerId}`)), { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) }))
+    }
+    const results = await Promise.allSettled(attempts)
+    for (const r of results) if (r.status === 'rejected') this.log.debug('dial failed', { error: r.reason?.message })
+  }
+
+  status (): StatusResponse {
+    const node = this.node
+    const selfId = this.peerId
+    const connected = new Set(node?.getConnections().map(c => c.remotePeer.toString()) ?? [])
+    const peers = new Map<string, StatusResponse['peers'][number]>()
+    for (const record of this.cluster.allNodes()) {
+      if (record.peerId === selfId) continue
+      peers.set(record.peerId, {
+        peerId: record.peerId,
+        name: record.info.name,
+        connected: connected.has(record.peerId),
+        addresses: record.info.addrs,
+        lastHeard: record.lastHeard,
+        files: [...record.entries.values()].filter(e => !e.deleted).length
+      })
+    }
+    for (const peerId of connected) {
+      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, files: 0 })
+    }
+    const self = this.cluster.node(selfId)
+    return {
+      peerId: selfId,
+      name: this.config.name,
+      addresses: this.addresses(),
+      generation: this.generation,
+      sequence: this.index?.sequence ?? 0,
+      datasets: this.config.datasets.map(d => ({
+        name: d.name,
+        path: d.path,
+        files: [...(self?.entries.values() ?? [])].filter(e => e.dataset === d.name && !e.deleted).length
+      })),
+      peers: [...peers.values()].sort((a, b) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId))
+    }
+  }
+
+  where (dataset: string, path: string): WhereResponse {
+    const newest = this.cluster.newest(dataset, path)
+    return {
+      dataset,
+      path,
+      version: newest?.version ?? null,
+      deleted: newest?.deleted ?? false,
+      holders: this.cluster.holdersOf(dataset, path).map(h => ({
+        peerId: h.peerId,
+        name: h.name,
+        self: h.peerId === this.peerId,
+        complete: h.complete,
+        version: h.entry.version,
+        size: h.entry.size,
+        contentId: Buffer.from(h.entry.contentId).toString('hex')
+      }))
+    }
+  }
+
+  transfers (): TransfersResponse {
+    return { transfers: [...(this.sync?.transfers.values() ?? [])].map(t => ({ ...t })) }
+  }
+
+  /** Stops everything, in order, within STOP_TIMEOUT_MS. Safe to call more than once. */
+  async stop (): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    const work = async (): Promise<void> => {
+      for (const t of this.timers) clearInterval(t)
+      if (this.scanTimer != null) clearTimeout(this.scanTimer)
+      for (const w of this.watchers) w.close()
+      this.gossip?.stop()
+      await this.api?.close().catch(() => {})
+      await this.sync?.stop()
+      await Promise.resolve(this.node?.stop()).catch(() => {})
+      // Let a scan or commit in progress finish before the index closes.
+      await this.indexLock.run(async () => { this.index?.close() })
+      await this.releaseLock?.()
+    }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([work(), new Promise<void>(resolve => { timer = setTimeout(resolve, STOP_TIMEOUT_MS) })])
+    clearTimeout(timer)
+  }
+}
+

@@ -1,0 +1,91 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { chmod } from 'node:fs/promises'
+import { checkDatasetName, checkRelativePath, InvalidMessageError } from '@shoal/wire'
+import type { StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody } from '@shoal/client'
+
+/** What the API asks of the agent; the agent implements it. */
+export interface ApiBackend {
+  status: () => StatusResponse
+  where: (dataset: string, path: string) => WhereResponse
+  transfers: () => TransfersResponse
+}
+
+export class ApiError extends Error {
+  override name = 'ApiError'
+  constructor (readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+const REQUEST_TIMEOUT_MS = 10_000
+const MAX_URL_LENGTH = 8192
+
+/** HTTP/1.1 with JSON on a Unix socket: the agent's local API, versioned under /v1. */
+export class ApiServer {
+  private readonly server: Server
+
+  constructor (private readonly backend: ApiBackend) {
+    this.server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: 16 * 1024 }, (req, res) => {
+      this.route(req, res)
+    })
+    this.server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+      else socket.destroy()
+    })
+  }
+
+  async listen (path: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(path, () => {
+        this.server.off('error', reject)
+        resolve()
+      })
+    })
+    await chmod(path, 0o660)
+  }
+
+  async close (): Promise<void> {
+    await new Promise<void>(resolve => {
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+  }
+
+  private route (req: IncomingMessage, res: ServerResponse): void {
+    try {
+      if ((req.url ?? '').length > MAX_URL_LENGTH) throw new ApiError(414, 'uri_too_long', 'request URL too long')
+      const url = new URL(req.url ?? '/', 'http://shoal')
+      if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
+      switch (url.pathname) {
+        case '/v1/status':
+          return send(res, 200, this.backend.status())
+        case '/v1/where': {
+          const dataset = url.searchParams.get('dataset') ?? ''
+          const path = url.searchParams.get('path') ?? ''
+          try {
+            checkDatasetName(dataset, 'dataset')
+            checkRelativePath(path, 'path')
+          } catch (err) {
+            if (err instanceof InvalidMessageError) throw new ApiError(400, 'invalid_argument', err.message)
+            throw err
+          }
+          return send(res, 200, this.backend.where(dataset, path))
+        }
+        case '/v1/transfers':
+          return send(res, 200, this.backend.transfers())
+        default:
+          throw new ApiError(404, 'not_found', `no endpoint ${url.pathname}`)
+      }
+    } catch (err: any) {
+      if (err instanceof ApiError) return send(res, err.status, { error: { code: err.code, message: err.message } })
+      return send(res, 500, { error: { code: 'internal', message: err.message } })
+    }
+  }
+}
+
+function send (res: ServerResponse, status: number, body: unknown | ApiErrorBody): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}

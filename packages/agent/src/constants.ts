@@ -1,0 +1,29 @@
+/** Timers and limits of the agent. */
+
+export const DEFAULT_PORT = 4001
+export const DEFAULT_STATE_DIR = '.shoal'
+export const DEFAULT_DATASET = 'default'
+export const DEFAULT_DATA_DIR = 'shoal-data'
+export const SOCKET_NAME = 'agent.sock'
+export const CLUSTER_NAME = 'main'
+
+export const HEARTBEAT_INTERVAL_MS = 2_000
+/** Full rescan even when the watcher saw nothing (it can miss events). */
+export const RESCAN_INTERVAL_MS = 30_000
+/** A file must be unmodified this long before it is hashed and announced. */
+export const STABLE_MS = 1_000
+/** Watch events are gathered this long before a scan starts. */
+export const WATCH_DEBOUNCE_MS = 200
+/** Bootstrap and known peers are redialled this often while disconnected. */
+export const REDIAL_INTERVAL_MS = 3_000
+/** Files downloaded at the same time. */
+export const CONCURRENT_DOWNLOADS = 2
+/** Manifest pulls in flight at once. */
+export const CONCURRENT_MANIFEST_PULLS = 4
+export const MANIFEST_PULL_TIMEOUT_MS = 30_000
+/** Entries one manifest pull may deliver in total. */
+export const MAX_ENTRIES_PER_PULL = 5_000_000
+/** A stopping agent waits this long for in-flight work before it closes anyway. */
+export const STOP_TIMEOUT_MS = 8_000
+/** HTTP bodies accepted on the local socket. */
+export const MAX_API_BODY_BYTES = 64 * 1024

@@ -1,0 +1,208 @@
+import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
+import { pbStream } from '@libp2p/utils'
+import { peerIdFromString } from '@libp2p/peer-id'
+import {
+  Announcement, Heartbeat, LoadLevel, ManifestPage, ManifestRequest, MAX_MANIFEST_PAGE_BYTES, MAX_PUBSUB_MESSAGE_BYTES,
+  PROTOCOL_MANIFEST, announceTopic, checkEntries, checkNodeInfo, heartbeatTopic
+} from '@shoal/wire'
+import { CONCURRENT_MANIFEST_PULLS, MANIFEST_PULL_TIMEOUT_MS, MAX_ENTRIES_PER_PULL } from './constants.js'
+import { ANNOUNCE_BUDGET, PAGE_BUDGET, splitEntries } from './records.js'
+import { Semaphore, type Logger } from './util.js'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import type { ClusterManifest } from '@shoal/manifest'
+import type { FileEntry, NodeInfo } from '@shoal/wire'
+
+export interface GossipInit {
+  node: Libp2p<{ pubsub: GossipSub }>
+  cluster: ClusterManifest
+  clusterName: string
+  /** This node's current self-description (generation, sequence, addresses). */
+  self: () => NodeInfo
+  /** This node's entries changed after `seq` (all of them for 0), oldest change first. */
+  changedSince: (seq: number) => FileEntry[]
+  log: Logger
+}
+
+export interface GossipStats {
+  announcementsSent: number
+  heartbeatsSent: number
+  rejected: number
+  pulls: number
+  pullFailures: number
+}
+
+/**
+ * Spreads this node's record and learns everyone else's: deltas over pubsub on every change,
+ * heartbeats carrying (generation, sequence), and a pull over `/shoal/manifest/1.0.0` whenever a
+ * peer turns out to be ahead of what this node holds (anti-entropy).
+ */
+export class Gossip {
+  readonly stats: GossipStats = { announcementsSent: 0, heartbeatsSent: 0, rejected: 0, pulls: 0, pullFailures: 0 }
+  private readonly announceTopic: string
+  private readonly heartbeatTopic: string
+  private readonly pullLimit = new Semaphore(CONCURRENT_MANIFEST_PULLS)
+  /** Peers being pulled, and whether another pull was asked for meanwhile. */
+  private readonly pulling = new Map<string, boolean>()
+  private announcedSeq = 0
+  private stopped = false
+
+  constructor (private readonly init: GossipInit) {
+    this.announceTopic = announceTopic(init.clusterName)
+    this.heartbeatTopic = heartbeatTopic(init.clusterName)
+  }
+
+  async start (): Promise<void> {
+    const { node } = this.init
+    const pubsub = node.services.pubsub
+    pubsub.topicValidators.set(this.announceTopic, (peer, msg) => this.validate(msg, Announcement))
+    pubsub.topicValidators.set(this.heartbeatTopic, (peer, msg) => this.validate(msg, Heartbeat))
+    pubsub.addEventListener('message', (evt) => { this.onMessage(evt.detail) })
+    pubsub.subscribe(this.announceTopic)
+    pubsub.subscribe(this.heartbeatTopic)
+    await node.handle(PROTOCOL_MANIFEST, (stream) => this.serveManifest(stream))
+    node.addEventListener('peer:connect', (evt) => { this.pull(evt.detail.toString()) })
+  }
+
+  stop (): void {
+    this.stopped = true
+  }
+
+  /** Publishes everything that changed locally since the last announcement. */
+  async announce (): Promise<void> {
+    const self = this.init.self()
+    if (self.sequence <= this.announcedSeq) return
+    const entries = this.init.changedSince(this.announcedSeq)
+    let from = this.announcedSeq
+    const groups = splitEntries(entries, ANNOUNCE_BUDGET)
+    for (let i = 0; i < groups.length; i++) {
+      const group = groups[i]
+      const to = i === groups.length - 1 ? self.sequence : group[group.length - 1].seq
+      await this.publish(this.announceTopic, Announcement.encode({ node: { ...self, sequence: to }, fromSequence: from, entries: group }))
+      this.stats.announcementsSent++
+      from = to
+    }
+    this.announcedSeq = self.sequence
+  }
+
+  async heartbeat (load: LoadLevel = LoadLevel.OK): Promise<void> {
+    await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load }))
+    this.stats.heartbeatsSent++
+  }
+
+  private async publish (topic: string, data: Uint8Array): Promise<void> {
+    try {
+      await this.init.node.services.pubsub.publish(topic, data)
+    } catch (err: any) {
+      this.init.log.debug('publish failed', { topic, error: err.message })
+    }
+  }
+
+  private validate (msg: Message, codec: typeof Announcement | typeof Heartbeat): TopicValidatorResult {
+    try {
+      if (msg.type !== 'signed') throw new Error('unsigned message')
+      if (msg.data.length > MAX_PUBSUB_MESSAGE_BYTES) throw new Error('message too large')
+      const decoded = codec.decode(msg.data) as Announcement | Heartbeat
+      checkNodeInfo(decoded.node)
+      if ('entries' in decoded) {
+        if (decoded.fromSequence > decoded.node.sequence) throw new Error('fromSequence ahead of sequence')
+        checkEntries(decoded.entries, decoded.node.sequence)
+      }
+      return TopicValidatorResult.Accept
+    } catch (err: any) {
+      this.stats.rejected++
+      this.init.log.warn('rejected a pubsub message', { from: msg.type === 'signed' ? msg.from.toString() : undefined, topic: msg.topic, error: err.message })
+      return TopicValidatorResult.Reject
+    }
+  }
+
+  private onMessage (msg: Message): void {
+    if (this.stopped || msg.type !== 'signed') return
+    const from = msg.from.toString()
+    if (from === this.init.node.peerId.toString()) return
+    const { cluster } = this.init
+    if (msg.topic === this.announceTopic) {
+      const ann = Announcement.decode(msg.data)
+      if (ann.node == null) return
+      const result = cluster.applyDelta(from, ann.node, ann.fromSequence, ann.entries)
+      if (result === 'gap') this.pull(from)
+    } else if (msg.topic === this.heartbeatTopic) {
+      const hb = Heartbeat.decode(msg.data)
+      if (hb.node == null) return
+      cluster.heard(from, hb.node)
+      if (cluster.isBehind(from, hb.node)) this.pull(from)
+    }
+  }
+
+  /** Asks a peer for what this node lacks of its record; coalesces repeated asks. */
+  pull (peerId: string): void {
+    if (this.stopped || peerId === this.init.node.peerId.toString()) return
+    if (this.pulling.has(peerId)) {
+      this.pulling.set(peerId, true)
+      return
+    }
+    this.pulling.set(peerId, false)
+    void this.pullLimit.run(async () => {
+      try {
+        do {
+          this.pulling.set(peerId, false)
+          await this.pullOnce(peerId)
+        } while (this.pulling.get(peerId) === true && !this.stopped)
+      } catch (err: any) {
+        this.stats.pullFailures++
+        this.init.log.debug('manifest pull failed', { peer: peerId, error: err.message })
+      } finally {
+        this.pulling.delete(peerId)
+      }
+    })
+  }
+
+  private async pullOnce (peerId: string): Promise<void> {
+    const known = this.init.cluster.node(peerId)
+    const request: ManifestRequest = { generation: known?.info.generation ?? 0, sinceSequence: known?.info.sequence ?? 0 }
+    const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
+    const stream = await this.init.node.dialProtocol(peerIdFromString(peerId), PROTOCOL_MANIFEST, { signal })
+    const pb = pbStream(stream, { maxDataLength: MAX_MANIFEST_PAGE_BYTES })
+    try {
+      await pb.write(request, ManifestRequest, { signal })
+      const entries: FileEntry[] = []
+      let first: ManifestPage | undefined
+      for (;;) {
+        const page = await pb.read(ManifestPage, { signal })
+        checkNodeInfo(page.node)
+        checkEntries(page.entries, page.node.sequence)
+        first ??= page
+        if (page.node.generation !== first.node?.generation || page.full !== first.full) throw new Error('inconsistent pages')
+        entries.push(...page.entries)
+        if (entries.length > MAX_ENTRIES_PER_PULL) throw new Error('record too large')
+        if (page.last) break
+      }
+      await stream.close({ signal }).catch(() => {})
+      const info = first.node as NodeInfo
+      this.stats.pulls++
+      if (first.full) this.init.cluster.replaceRecord(peerId, info, entries)
+      else this.init.cluster.applyDelta(peerId, info, request.sinceSequence, entries)
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    }
+  }
+
+  private async serveManifest (stream: Stream): Promise<void> {
+    const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
+    const pb = pbStream(stream, { maxDataLength: 1024 })
+    try {
+      const request = await pb.read(ManifestRequest, { signal })
+      const self = this.init.self()
+      const full = request.generation !== self.generation || request.sinceSequence > self.sequence || request.sinceSequence === 0
+      const entries = this.init.changedSince(full ? 0 : request.sinceSequence)
+      const pages = splitEntries(entries, PAGE_BUDGET)
+      if (pages.length === 0) pages.push([])
+      for (let i = 0; i < pages.length; i++) {
+        await pb.write({ node: self, full, entries: pages[i], last: i === pages.length - 1 }, ManifestPage, { signal })
+      }
+      await stream.close({ signal })
+    } catch (err: any) {
+      stream.abort(err)
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export { Agent, type AgentStartInfo } from './agent.js'
+export { resolveConfig, checkDatasets, type AgentConfig, type AgentOptions, type DatasetConfig } from './config.js'
+export { ConfigError, StartupError, AlreadyRunningError } from './errors.js'
+export { type Logger, silentLogger } from './util.js'
+export * from './constants.js'

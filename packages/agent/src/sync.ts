@@ -1,0 +1,176 @@
+import { mkdir, realpath, rename, stat, open } from 'node:fs/promises'
+import { dirname, join, sep } from 'node:path'
+import { compareVersions, fileKey } from '@shoal/manifest'
+import { CommitRefusedError, downloadFile, type ChunkClient } from '@shoal/transfer'
+import { CONCURRENT_DOWNLOADS } from './constants.js'
+import { Semaphore, type Logger, type SerialQueue } from './util.js'
+import type { DatasetConfig } from './config.js'
+import type { ClusterManifest, LocalFile, LocalIndex } from '@shoal/manifest'
+import type { FileEntry } from '@shoal/wire'
+
+export interface TransferRecord {
+  dataset: string
+  path: string
+  size: number
+  version: number
+  state: 'queued' | 'running' | 'completed' | 'failed'
+  error?: string
+  bytes: number
+  startedAt?: number
+  endedAt?: number
+}
+
+export interface SyncInit {
+  selfId: string
+  datasets: DatasetConfig[]
+  index: LocalIndex
+  cluster: ClusterManifest
+  client: ChunkClient
+  /** Serialises every change of the index and of dataset files (scans and commits). */
+  indexLock: SerialQueue
+  /** Called after a commit changed the index, so the change is announced. */
+  onLocalChange: () => void
+  log: Logger
+}
+
+/**
+ * The "hold everything" policy: whenever the cluster manifest shows a newer live version of a
+ * file in a dataset this node also has, fetch it. A file modified locally is never overwritten.
+ */
+export class Sync {
+  readonly transfers = new Map<string, TransferRecord>()
+  private readonly wanted = new Set<string>()
+  private readonly limit = new Semaphore(CONCURRENT_DOWNLOADS)
+  private readonly controller = new AbortController()
+  private readonly running = new Set<Promise<void>>()
+  private readonly datasets: Map<string, DatasetConfig>
+
+  constructor (private readonly init: SyncInit) {
+    this.datasets = new Map(init.datasets.map(d => [d.name, d]))
+  }
+
+  start (): void {
+    this.init.cluster.onChange((peerId, changed) => {
+      if (peerId === this.init.selfId) return
+      for (const entry of changed) this.consider(entry.dataset, entry.path)
+    })
+    for (const record of this.init.cluster.allNodes()) {
+      if (record.peerId === this.init.selfId) continue
+      for (const entry of record.entries.values()) this.consider(entry.dataset, entry.path)
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.controller.abort(new Error('agent stopping'))
+    await Promise.allSettled([...this.running])
+  }
+
+  /** The entry this node should fetch for a path, if any. */
+  private target (dataset: string, path: string): FileEntry | undefined {
+    if (!this.datasets.has(dataset)) return undefined
+    const newest = this.init.cluster.newest(dataset, path)
+    if (newest == null || newest.deleted) return undefined
+    const local = this.init.index.get(dataset, path)
+    if (local != null && (local.version > newest.version || compareVersions(toComparable(local), newest) >= 0)) return undefined
+    if (local != null && !local.deleted && Buffer.compare(local.contentId, newest.contentId) === 0) return undefined
+    return newest
+  }
+
+  consider (dataset: string, path: string): void {
+    const key = fileKey(dataset, path)
+    if (this.wanted.has(key) || this.controller.signal.aborted) return
+    const entry = this.target(dataset, path)
+    if (entry == null) return
+    this.wanted.add(key)
+    this.transfers.set(key, { dataset, path, size: entry.size, version: entry.version, state: 'queued', bytes: 0 })
+    const p = this.limit.run(() => this.fetch(dataset, path))
+      .finally(() => {
+        this.wanted.delete(key)
+        this.running.delete(p)
+        // A newer version may have been announced meanwhile.
+        if (!this.controller.signal.aborted) this.consider(dataset, path)
+      })
+    this.running.add(p)
+  }
+
+  private async fetch (dataset: string, path: string): Promise<void> {
+    const key = fileKey(dataset, path)
+    const record = this.transfers.get(key) as TransferRecord
+    const entry = this.target(dataset, path)
+    if (entry == null || this.controller.signal.aborted) {
+      this.transfers.delete(key)
+      return
+    }
+    Object.assign(record, { state: 'running', startedAt: Date.now(), size: entry.size, version: entry.version })
+    const root = (this.datasets.get(dataset) as DatasetConfig).path
+    const target = join(root, ...path.split('/'))
+    try {
+      await this.prepareParent(root, target)
+      const result = await downloadFile(this.init.client, {
+        target,
+        contentId: entry.contentId,
+        size: entry.size,
+        chunkSize: entry.chunkSize,
+        mode: entry.mode,
+        mtimeMs: entry.mtimeMs,
+        holders: () => this.init.cluster.holdersOfContent(dataset, path, entry.contentId).filter(p => p !== this.init.selfId),
+        commit: (partial, hashes) => this.commit(dataset, path, target, partial, entry, hashes),
+        signal: this.controller.signal
+      })
+      Object.assign(record, { state: 'completed', bytes: result.bytes, endedAt: Date.now() })
+      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length })
+    } catch (err: any) {
+      Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
+      if (!this.controller.signal.aborted) this.init.log.warn('transfer failed', { dataset, path, error: err.message })
+    }
+  }
+
+  /** Creates the target's parent directories and proves they are inside the dataset (no symlink escapes). */
+  private async prepareParent (root: string, target: string): Promise<void> {
+    await mkdir(dirname(target), { recursive: true })
+    const [realRoot, realParent] = await Promise.all([realpath(root), realpath(dirname(target))])
+    if (realParent !== realRoot && !realParent.startsWith(realRoot + sep)) {
+      throw new CommitRefusedError(`${target} resolves outside its dataset (symlink); not written`)
+    }
+  }
+
+  /** Renames the verified file into place, unless the local copy changed since it was indexed. */
+  private async commit (dataset: string, path: string, target: string, partial: string, entry: FileEntry, hashes: Uint8Array): Promise<void> {
+    await this.init.indexLock.run(async () => {
+      const local = this.init.index.get(dataset, path)
+      let onDisk: { size: number, mtimeMs: number, ino: number } | undefined
+      try {
+        const st = await stat(target)
+        onDisk = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino }
+      } catch (err: any) {
+        if (err.code !== 'ENOENT') throw err
+      }
+      if (onDisk != null && (local == null || local.deleted || local.size !== onDisk.size || local.mtimeMs !== onDisk.mtimeMs || local.ino !== onDisk.ino)) {
+        throw new CommitRefusedError(`${dataset}/${path} was modified locally and is not indexed yet; not overwritten`)
+      }
+      if (local != null && local.version >= entry.version && !local.deleted) {
+        throw new CommitRefusedError(`${dataset}/${path}: the local version is as new; not overwritten`)
+      }
+      await rename(partial, target)
+      const dir = await open(dirname(target), 'r')
+      try {
+        await dir.sync()
+      } finally {
+        await dir.close()
+      }
+      const st = await stat(target)
+      this.init.index.put({
+        dataset, path, size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777,
+        contentId: entry.contentId, chunkSize: entry.chunkSize, hashes, version: entry.version, deleted: false
+      })
+    })
+    this.init.onLocalChange()
+  }
+}
+
+function toComparable (local: LocalFile): FileEntry {
+  return {
+    dataset: local.dataset, path: local.path, size: local.size, mtimeMs: local.mtimeMs, mode: local.mode,
+    contentId: Uint8Array.from(local.contentId), chunkSize: local.chunkSize, version: local.version, deleted: local.deleted, seq: local.seq
+  }
+}

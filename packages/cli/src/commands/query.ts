@@ -1,0 +1,76 @@
+import { resolve } from 'node:path'
+import { AgentApiError, AgentUnreachableError, ShoalClient } from '@shoal/client'
+import { DEFAULT_STATE_DIR, SOCKET_NAME } from '@shoal/agent'
+import { EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE } from '../exit-codes.js'
+
+interface QueryFlags {
+  socket?: string
+  json?: boolean
+}
+
+function clientFor (flags: QueryFlags): ShoalClient {
+  return new ShoalClient(resolve(flags.socket ?? `${DEFAULT_STATE_DIR}/${SOCKET_NAME}`))
+}
+
+async function run (what: () => Promise<void>): Promise<number> {
+  try {
+    await what()
+    return EXIT_OK
+  } catch (err: any) {
+    process.stderr.write(`shoal: ${err.message}\n`)
+    if (err instanceof AgentUnreachableError) return EXIT_UNREACHABLE
+    if (err instanceof AgentApiError && err.status === 400) return EXIT_USAGE
+    return EXIT_FAILED
+  }
+}
+
+function ago (ms: number | null): string {
+  if (ms == null) return 'never'
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
+  return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`
+}
+
+function table (rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
+  return rows.map(r => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join('  ')).join('\n') + '\n'
+}
+
+export async function runStatus (flags: QueryFlags): Promise<number> {
+  return await run(async () => {
+    const status = await clientFor(flags).status()
+    if (flags.json === true) {
+      process.stdout.write(JSON.stringify(status, null, 2) + '\n')
+      return
+    }
+    let out = `node      ${status.name} (${status.peerId})\n`
+    out += `addresses ${status.addresses.join(' ')}\n`
+    out += `datasets  ${status.datasets.map(d => `${d.name}=${d.path} (${d.files} files)`).join(', ')}\n\n`
+    if (status.peers.length === 0) out += 'no peers known\n'
+    else {
+      out += table([['PEER', 'NAME', 'CONNECTED', 'FILES', 'LAST HEARD'],
+        ...status.peers.map(p => [p.peerId, p.name || '-', p.connected ? 'yes' : 'no', String(p.files), ago(p.lastHeard)])])
+    }
+    process.stdout.write(out)
+  })
+}
+
+export async function runWhere (file: string, flags: QueryFlags): Promise<number> {
+  const slash = file.indexOf('/')
+  if (slash <= 0 || slash === file.length - 1) {
+    process.stderr.write(`shoal where: expected DATASET/PATH, e.g. default/weights.bin, not ${JSON.stringify(file)}\n`)
+    return EXIT_USAGE
+  }
+  return await run(async () => {
+    const where = await clientFor(flags).where(file.slice(0, slash), file.slice(slash + 1))
+    if (flags.json === true) {
+      process.stdout.write(JSON.stringify(where, null, 2) + '\n')
+      return
+    }
+    if (where.holders.length === 0) {
+      process.stdout.write(`${file}: ${where.deleted ? 'deleted' : 'no node holds it'}\n`)
+      return
+    }
+    process.stdout.write(table([['PEER', 'NAME', 'COMPLETE', 'VERSION', 'SIZE'],
+      ...where.holders.map(h => [h.peerId + (h.self ? ' (this node)' : ''), h.name || '-', h.complete ? 'yes' : 'no', String(h.version), String(h.size)])]))
+  })
+}

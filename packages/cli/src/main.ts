@@ -1,0 +1,73 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { runAgent } from './commands/agent.js'
+import { runStatus, runWhere } from './commands/query.js'
+import { EXIT_USAGE } from './exit-codes.js'
+import { isLogLevel } from './log.js'
+
+function collect (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
+function positiveInt (value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer (milliseconds)')
+  return n
+}
+
+const SOCKET_HELP = 'the agent\'s socket (default: ./.shoal/agent.sock)'
+
+function program (setExit: (code: number) => void): Command {
+  const cmd = new Command('shoal')
+    .description('shoal keeps the data of a GPU training cluster where it is needed.')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+
+  cmd.command('agent')
+    .description('run the shoal agent on this node (with no options: state in ./.shoal, dataset "default" at ./shoal-data, TCP port 4001)')
+    .option('--name <name>', 'this node\'s name (default: the host name)')
+    .option('--state <dir>', 'state directory: identity, cluster key, index (default: ./.shoal)')
+    .option('--socket <path>', 'local API socket (default: STATE/agent.sock)')
+    .option('--listen <multiaddr>', 'address to listen on, repeatable (default: /ip4/0.0.0.0/tcp/4001)', collect)
+    .option('--bootstrap <multiaddr>', 'peer to connect to, repeatable', collect)
+    .option('--dataset <name=dir>', 'a dataset to hold, repeatable (default: default=./shoal-data)', collect)
+    .option('--cluster-key <file>', 'the cluster\'s pre-shared key (default: STATE/cluster.key, created on first start)')
+    .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('warn'))
+    .addOption(new Option('--heartbeat-ms <ms>', 'heartbeat interval').argParser(positiveInt).hideHelp())
+    .addOption(new Option('--rescan-ms <ms>', 'full rescan interval').argParser(positiveInt).hideHelp())
+    .addOption(new Option('--stable-ms <ms>', 'how long a file must stay unmodified before it is announced').argParser(positiveInt).hideHelp())
+    .action(async (opts) => {
+      if (!isLogLevel(opts.logLevel)) throw new InvalidArgumentError(`--log-level must be debug, info, warn or error, not ${opts.logLevel}`)
+      setExit(await runAgent(opts))
+    })
+
+  cmd.command('status')
+    .description('this agent and its peers')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (opts) => { setExit(await runStatus(opts)) })
+
+  cmd.command('where')
+    .description('which nodes hold a file')
+    .argument('<dataset/path>', 'the file, as DATASET/PATH')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (file, opts) => { setExit(await runWhere(file, opts)) })
+
+  return cmd
+}
+
+/** Runs the CLI; returns the process exit code. */
+export async function main (argv: string[]): Promise<number> {
+  let code = 0
+  try {
+    await program(c => { code = c }).parseAsync(argv, { from: 'user' })
+    return code
+  } catch (err: any) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : EXIT_USAGE
+    }
+    process.stderr.write(`shoal: ${err.message}\n`)
+    return EXIT_USAGE
+  }
+}

@@ -1,0 +1,133 @@
+import { request } from 'node:http'
+
+/** GET /v1/status */
+export interface StatusResponse {
+  peerId: string
+  name: string
+  addresses: string[]
+  generation: number
+  sequence: number
+  datasets: Array<{ name: string, path: string, files: number }>
+  peers: PeerStatus[]
+}
+
+export interface PeerStatus {
+  peerId: string
+  name: string
+  connected: boolean
+  addresses: string[]
+  /** Milliseconds since the epoch; null if never heard from. */
+  lastHeard: number | null
+  files: number
+}
+
+export interface HolderInfo {
+  peerId: string
+  name: string
+  self: boolean
+  complete: boolean
+  version: number
+  size: number
+  contentId: string
+}
+
+/** GET /v1/where?dataset=&path= */
+export interface WhereResponse {
+  dataset: string
+  path: string
+  /** The newest version known in the cluster; null if the path is unknown or deleted. */
+  version: number | null
+  deleted: boolean
+  holders: HolderInfo[]
+}
+
+export interface TransferInfo {
+  dataset: string
+  path: string
+  size: number
+  version: number
+  state: 'queued' | 'running' | 'completed' | 'failed'
+  bytes: number
+  error?: string
+  startedAt?: number
+  endedAt?: number
+}
+
+/** GET /v1/transfers */
+export interface TransfersResponse {
+  transfers: TransferInfo[]
+}
+
+export interface ApiErrorBody {
+  error: { code: string, message: string }
+}
+
+/** The agent could not be reached on its socket (not running, wrong path, no permission). */
+export class AgentUnreachableError extends Error {
+  override name = 'AgentUnreachableError'
+}
+
+/** The agent answered with an error body. */
+export class AgentApiError extends Error {
+  override name = 'AgentApiError'
+  constructor (readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+export interface ClientOptions {
+  timeoutMs?: number
+}
+
+/** A typed client of the agent's local API (HTTP/1.1 + JSON over a Unix socket). */
+export class ShoalClient {
+  private readonly timeoutMs: number
+
+  constructor (readonly socketPath: string, options: ClientOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 10_000
+  }
+
+  status (): Promise<StatusResponse> {
+    return this.get('/v1/status')
+  }
+
+  where (dataset: string, path: string): Promise<WhereResponse> {
+    return this.get(`/v1/where?${new URLSearchParams({ dataset, path }).toString()}`)
+  }
+
+  transfers (): Promise<TransfersResponse> {
+    return this.get('/v1/transfers')
+  }
+
+  async get<T> (path: string): Promise<T> {
+    return await new Promise<T>((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, path, method: 'GET', timeout: this.timeoutMs }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('error', reject)
+        res.on('end', () => {
+          let body: any
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+          } catch {
+            reject(new AgentApiError(res.statusCode ?? 0, 'bad_response', `the agent sent a response that is not JSON (status ${res.statusCode})`))
+            return
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            reject(new AgentApiError(res.statusCode ?? 500, body?.error?.code ?? 'unknown', body?.error?.message ?? 'request failed'))
+          } else {
+            resolve(body as T)
+          }
+        })
+      })
+      req.on('timeout', () => req.destroy(new AgentUnreachableError(`the agent on ${this.socketPath} did not answer within ${this.timeoutMs} ms`)))
+      req.on('error', (err: any) => {
+        if (err instanceof AgentUnreachableError) reject(err)
+        else if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK', 'ECONNRESET'].includes(err.code)) {
+          reject(new AgentUnreachableError(`cannot reach the agent on ${this.socketPath} (${err.code}); is 'shoal agent' running?`))
+        } else reject(err)
+      })
+      req.end()
+    })
+  }
+}

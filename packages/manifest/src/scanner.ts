@@ -1,0 +1,136 @@
+import { opendir, stat, lstat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isValidRelativePath } from '@shoal/wire'
+import { chooseChunkSize, FileChangedError, hashFile } from './chunking.js'
+import type { LocalFile, LocalIndex } from './local-index.js'
+
+/** Files the transfer engine writes beside their targets; never indexed. */
+export const PARTIAL_SUFFIX = '.shoal-part'
+
+export function isInternalName (name: string): boolean {
+  return name.endsWith(PARTIAL_SUFFIX) || name.startsWith('.shoal-')
+}
+
+export class DatasetUnavailableError extends Error {
+  override name = 'DatasetUnavailableError'
+}
+
+export interface ScanOptions {
+  /** A file modified less than this long ago is still being written: not announced yet. */
+  stableMs: number
+  /** The highest version of this path known anywhere in the cluster (so a local edit wins). */
+  versionFloor?: (dataset: string, path: string) => number
+  signal?: AbortSignal
+  now?: () => number
+}
+
+export interface ScanResult {
+  changed: LocalFile[]
+  /** Files seen changing but not yet stable; a later scan picks them up. */
+  pending: number
+  /** Files skipped because their path cannot be represented on the wire. */
+  skipped: string[]
+}
+
+interface Seen { size: number, mtimeMs: number, ino: number, mode: number }
+
+interface Walk { seen: Map<string, Seen>, skipped: string[], unreadable: string[], signal?: AbortSignal }
+
+async function walk (root: string, dir: string, w: Walk): Promise<void> {
+  let handle
+  try {
+    handle = await opendir(join(root, dir))
+  } catch (err: any) {
+    if (dir === '') throw err
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return
+    // Files under a directory we cannot read are unknown, not deleted.
+    if (err.code === 'EACCES' || err.code === 'EPERM') {
+      w.unreadable.push(dir)
+      return
+    }
+    throw err
+  }
+  const { seen: out, skipped, signal } = w
+  for await (const entry of handle) {
+    signal?.throwIfAborted()
+    if (isInternalName(entry.name)) continue
+    const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
+    if (entry.isDirectory()) {
+      await walk(root, rel, w)
+    } else if (entry.isFile()) {
+      if (!isValidRelativePath(rel)) {
+        skipped.push(rel)
+        continue
+      }
+      try {
+        const st = await lstat(join(root, rel))
+        if (st.isFile()) out.set(rel, { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777 })
+      } catch (err: any) {
+        if (err.code !== 'ENOENT') throw err
+      }
+    }
+  }
+}
+
+/**
+ * Brings the index of one dataset up to date with the disk. Unchanged files (same size, mtime
+ * and inode) cost one stat; changed ones are hashed once they are stable; vanished ones become
+ * tombstones. A missing dataset root is an error, never a mass deletion.
+ */
+export async function scanDataset (dataset: string, root: string, index: LocalIndex, options: ScanOptions): Promise<ScanResult> {
+  const now = options.now ?? Date.now
+  try {
+    const st = await stat(root)
+    if (!st.isDirectory()) throw new DatasetUnavailableError(`dataset ${dataset}: ${root} is not a directory`)
+  } catch (err: any) {
+    if (err instanceof DatasetUnavailableError) throw err
+    throw new DatasetUnavailableError(`dataset ${dataset}: cannot read ${root} (${err.code ?? err.message})`)
+  }
+  const w: Walk = { seen: new Map(), skipped: [], unreadable: [], signal: options.signal }
+  await walk(root, '', w)
+  const { seen, skipped } = w
+
+  const changed: LocalFile[] = []
+  let pending = 0
+  const known = new Map(index.filesOf(dataset).map(f => [f.path, f]))
+  for (const [path, disk] of seen) {
+    options.signal?.throwIfAborted()
+    const old = known.get(path)
+    if (old != null && !old.deleted && old.size === disk.size && old.mtimeMs === disk.mtimeMs && old.ino === disk.ino) continue
+    if (now() - disk.mtimeMs < options.stableMs) {
+      pending++
+      continue
+    }
+    const chunkSize = chooseChunkSize(disk.size, old?.deleted === false ? old.chunkSize : undefined)
+    let hashed
+    try {
+      hashed = await hashFile(join(root, path), chunkSize, { expectedSize: disk.size, signal: options.signal })
+      const after = await lstat(join(root, path))
+      if (after.size !== disk.size || Math.floor(after.mtimeMs) !== disk.mtimeMs || after.ino !== disk.ino) throw new FileChangedError(path)
+    } catch (err: any) {
+      if (err instanceof FileChangedError || err.code === 'ENOENT') {
+        pending++
+        continue
+      }
+      throw err
+    }
+    if (old != null && !old.deleted && Buffer.compare(old.contentId, hashed.contentId) === 0) {
+      index.touch(dataset, path, disk.size, disk.mtimeMs, disk.ino)
+      continue
+    }
+    const version = Math.max(old?.version ?? 0, options.versionFloor?.(dataset, path) ?? 0) + 1
+    changed.push(index.put({
+      dataset, path, size: disk.size, mtimeMs: disk.mtimeMs, ino: disk.ino, mode: disk.mode,
+      contentId: hashed.contentId, chunkSize, hashes: hashed.hashes, version, deleted: false
+    }))
+  }
+  for (const [path, old] of known) {
+    if (old.deleted || seen.has(path)) continue
+    if (w.unreadable.some(dir => path.startsWith(`${dir}/`))) continue
+    changed.push(index.put({
+      dataset, path, size: 0, mtimeMs: now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
+      hashes: new Uint8Array(0), version: Math.max(old.version, options.versionFloor?.(dataset, path) ?? 0) + 1, deleted: true
+    }))
+  }
+  return { changed, pending, skipped }
+}

@@ -1,0 +1,28 @@
+/** Errors of the transfer engine; callers branch on `name`. */
+
+export class BusyError extends Error {
+  override name = 'BusyError'
+  constructor (readonly retryAfterMs: number) {
+    super(`peer busy, retry after ${retryAfterMs} ms`)
+  }
+}
+
+export class NotFoundError extends Error {
+  override name = 'NotFoundError'
+}
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError'
+}
+
+export class CorruptChunkError extends Error {
+  override name = 'CorruptChunkError'
+}
+
+export class NoHoldersError extends Error {
+  override name = 'NoHoldersError'
+}
+
+export class CommitRefusedError extends Error {
+  override name = 'CommitRefusedError'
+}

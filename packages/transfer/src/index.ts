@@ -1,0 +1,5 @@
+export * from './constants.js'
+export * from './errors.js'
+export * from './server.js'
+export * from './client.js'
+export * from './download.js'

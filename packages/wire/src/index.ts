@@ -1,0 +1,6 @@
+export * from './constants.js'
+export * from './validate.js'
+export {
+  FileEntry, NodeInfo, LoadLevel, Announcement, Heartbeat, ManifestRequest, ManifestPage,
+  ChunkRange, ChunkRequestKind, ChunkRequest, ChunkStatus, ChunkResponse
+} from './shoal.js'

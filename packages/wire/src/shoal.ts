@@ -1,0 +1,1877 @@
+import { decodeMessage, encodeMessage, enumeration, MaxLengthError, message, streamMessage } from 'protons-runtime'
+import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
+import type { Codec, DecodeOptions } from 'protons-runtime'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export interface FileEntry {
+  dataset: string
+  path: string
+  size: number
+  mtimeMs: number
+  mode: number
+  contentId: Uint8Array<ArrayBuffer>
+  chunkSize: number
+  version: number
+  deleted: boolean
+  seq: number
+}
+
+export namespace FileEntry {
+  let _codec: Codec<FileEntry>
+
+  export const codec = (): Codec<FileEntry> => {
+    if (_codec == null) {
+      _codec = message<FileEntry>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.dataset != null && obj.dataset !== '')) {
+          w.uint32(10)
+          w.string(obj.dataset)
+        }
+
+        if ((obj.path != null && obj.path !== '')) {
+          w.uint32(18)
+          w.string(obj.path)
+        }
+
+        if ((obj.size != null && obj.size !== 0)) {
+          w.uint32(24)
+          w.uint64Number(obj.size)
+        }
+
+        if ((obj.mtimeMs != null && obj.mtimeMs !== 0)) {
+          w.uint32(32)
+          w.int64Number(obj.mtimeMs)
+        }
+
+        if ((obj.mode != null && obj.mode !== 0)) {
+          w.uint32(40)
+          w.uint32(obj.mode)
+        }
+
+        if ((obj.contentId != null && obj.contentId.byteLength > 0)) {
+          w.uint32(50)
+          w.bytes(obj.contentId)
+        }
+
+        if ((obj.chunkSize != null && obj.chunkSize !== 0)) {
+          w.uint32(56)
+          w.uint32(obj.chunkSize)
+        }
+
+        if ((obj.version != null && obj.version !== 0)) {
+          w.uint32(64)
+          w.uint64Number(obj.version)
+        }
+
+        if ((obj.deleted != null && obj.deleted !== false)) {
+          w.uint32(72)
+          w.bool(obj.deleted)
+        }
+
+        if ((obj.seq != null && obj.seq !== 0)) {
+          w.uint32(80)
+          w.uint64Number(obj.seq)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          dataset: '',
+          path: '',
+          size: 0,
+          mtimeMs: 0,
+          mode: 0,
+          contentId: uint8ArrayAlloc(0),
+          chunkSize: 0,
+          version: 0,
+          deleted: false,
+          seq: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.dataset = reader.string()
+              break
+            }
+            case 2: {
+              obj.path = reader.string()
+              break
+            }
+            case 3: {
+              obj.size = reader.uint64Number()
+              break
+            }
+            case 4: {
+              obj.mtimeMs = reader.int64Number()
+              break
+            }
+            case 5: {
+              obj.mode = reader.uint32()
+              break
+            }
+            case 6: {
+              obj.contentId = reader.bytes()
+              break
+            }
+            case 7: {
+              obj.chunkSize = reader.uint32()
+              break
+            }
+            case 8: {
+              obj.version = reader.uint64Number()
+              break
+            }
+            case 9: {
+              obj.deleted = reader.bool()
+              break
+            }
+            case 10: {
+              obj.seq = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.dataset`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.path`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.size`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.mtimeMs`,
+                value: reader.int64Number()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.mode`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.contentId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.chunkSize`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.deleted`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 10: {
+              yield {
+                field: `${prefix}.seq`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface FileEntryDatasetFieldEvent {
+    field: '$.dataset'
+    value: string
+  }
+
+  export interface FileEntryPathFieldEvent {
+    field: '$.path'
+    value: string
+  }
+
+  export interface FileEntrySizeFieldEvent {
+    field: '$.size'
+    value: number
+  }
+
+  export interface FileEntryMtimeMsFieldEvent {
+    field: '$.mtimeMs'
+    value: number
+  }
+
+  export interface FileEntryModeFieldEvent {
+    field: '$.mode'
+    value: number
+  }
+
+  export interface FileEntryContentIdFieldEvent {
+    field: '$.contentId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface FileEntryChunkSizeFieldEvent {
+    field: '$.chunkSize'
+    value: number
+  }
+
+  export interface FileEntryVersionFieldEvent {
+    field: '$.version'
+    value: number
+  }
+
+  export interface FileEntryDeletedFieldEvent {
+    field: '$.deleted'
+    value: boolean
+  }
+
+  export interface FileEntrySeqFieldEvent {
+    field: '$.seq'
+    value: number
+  }
+
+  export function encode (obj: Partial<FileEntry>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, FileEntry.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<FileEntry>): FileEntry {
+    return decodeMessage(buf, FileEntry.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<FileEntry>): Generator<FileEntryDatasetFieldEvent | FileEntryPathFieldEvent | FileEntrySizeFieldEvent | FileEntryMtimeMsFieldEvent | FileEntryModeFieldEvent | FileEntryContentIdFieldEvent | FileEntryChunkSizeFieldEvent | FileEntryVersionFieldEvent | FileEntryDeletedFieldEvent | FileEntrySeqFieldEvent> {
+    return streamMessage(buf, FileEntry.codec(), opts)
+  }
+}
+
+export interface NodeInfo {
+  name: string
+  generation: number
+  sequence: number
+  addrs: string[]
+  role: string
+}
+
+export namespace NodeInfo {
+  let _codec: Codec<NodeInfo>
+
+  export const codec = (): Codec<NodeInfo> => {
+    if (_codec == null) {
+      _codec = message<NodeInfo>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.name != null && obj.name !== '')) {
+          w.uint32(10)
+          w.string(obj.name)
+        }
+
+        if ((obj.generation != null && obj.generation !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.generation)
+        }
+
+        if ((obj.sequence != null && obj.sequence !== 0)) {
+          w.uint32(24)
+          w.uint64Number(obj.sequence)
+        }
+
+        if (obj.addrs != null && obj.addrs.length > 0) {
+          for (const value of obj.addrs) {
+            w.uint32(34)
+            w.string(value)
+          }
+        }
+
+        if ((obj.role != null && obj.role !== '')) {
+          w.uint32(42)
+          w.string(obj.role)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          name: '',
+          generation: 0,
+          sequence: 0,
+          addrs: [],
+          role: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.name = reader.string()
+              break
+            }
+            case 2: {
+              obj.generation = reader.uint64Number()
+              break
+            }
+            case 3: {
+              obj.sequence = reader.uint64Number()
+              break
+            }
+            case 4: {
+              if (opts.limits?.addrs != null && obj.addrs.length === opts.limits.addrs) {
+                throw new MaxLengthError('Decode error - repeated field "addrs" had too many elements')
+              }
+
+              if (obj.addrs.length === 32) {
+                throw new MaxLengthError('Decode error - repeated field "addrs" had too many elements')
+              }
+
+              obj.addrs.push(reader.string())
+              break
+            }
+            case 5: {
+              obj.role = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          addrs: 32
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.name`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.generation`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.sequence`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 4: {
+              if (opts.limits?.addrs != null && obj.addrs === opts.limits.addrs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "addrs" had too many elements')
+              }
+
+              if (obj.addrs === 32) {
+                throw new MaxLengthError('Streaming decode error - repeated field "addrs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.addrs[]`,
+                index: obj.addrs,
+                value: reader.string()
+              }
+
+              obj.addrs++
+
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.role`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface NodeInfoNameFieldEvent {
+    field: '$.name'
+    value: string
+  }
+
+  export interface NodeInfoGenerationFieldEvent {
+    field: '$.generation'
+    value: number
+  }
+
+  export interface NodeInfoSequenceFieldEvent {
+    field: '$.sequence'
+    value: number
+  }
+
+  export interface NodeInfoAddrsFieldEvent {
+    field: '$.addrs[]'
+    index: number
+    value: string
+  }
+
+  export interface NodeInfoRoleFieldEvent {
+    field: '$.role'
+    value: string
+  }
+
+  export function encode (obj: Partial<NodeInfo>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, NodeInfo.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NodeInfo>): NodeInfo {
+    return decodeMessage(buf, NodeInfo.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NodeInfo>): Generator<NodeInfoNameFieldEvent | NodeInfoGenerationFieldEvent | NodeInfoSequenceFieldEvent | NodeInfoAddrsFieldEvent | NodeInfoRoleFieldEvent> {
+    return streamMessage(buf, NodeInfo.codec(), opts)
+  }
+}
+
+export enum LoadLevel {
+  OK = 'OK',
+  BUSY = 'BUSY',
+  OVERLOADED = 'OVERLOADED'
+}
+
+enum __LoadLevelValues {
+  OK = 0,
+  BUSY = 1,
+  OVERLOADED = 2
+}
+
+export namespace LoadLevel {
+  export const codec = (): Codec<LoadLevel> => {
+    return enumeration<LoadLevel>(__LoadLevelValues)
+  }
+}
+
+export interface Announcement {
+  node?: NodeInfo
+  fromSequence: number
+  entries: FileEntry[]
+}
+
+export namespace Announcement {
+  let _codec: Codec<Announcement>
+
+  export const codec = (): Codec<Announcement> => {
+    if (_codec == null) {
+      _codec = message<Announcement>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.node != null) {
+          w.uint32(10)
+          NodeInfo.codec().encode(obj.node, w)
+        }
+
+        if ((obj.fromSequence != null && obj.fromSequence !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.fromSequence)
+        }
+
+        if (obj.entries != null && obj.entries.length > 0) {
+          for (const value of obj.entries) {
+            w.uint32(26)
+            FileEntry.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          fromSequence: 0,
+          entries: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.node = NodeInfo.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.node
+              })
+              break
+            }
+            case 2: {
+              obj.fromSequence = reader.uint64Number()
+              break
+            }
+            case 3: {
+              if (opts.limits?.entries != null && obj.entries.length === opts.limits.entries) {
+                throw new MaxLengthError('Decode error - repeated field "entries" had too many elements')
+              }
+
+              if (obj.entries.length === 20000) {
+                throw new MaxLengthError('Decode error - repeated field "entries" had too many elements')
+              }
+
+              obj.entries.push(FileEntry.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.entries$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          entries: 20000
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield * NodeInfo.codec().stream(reader, reader.uint32(), `${prefix}.node`, {
+                limits: opts.limits?.node
+              })
+
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.fromSequence`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.entries != null && obj.entries === opts.limits.entries) {
+                throw new MaxLengthError('Streaming decode error - repeated field "entries" had too many elements')
+              }
+
+              if (obj.entries === 20000) {
+                throw new MaxLengthError('Streaming decode error - repeated field "entries" had too many elements')
+              }
+
+              for (const evt of FileEntry.codec().stream(reader, reader.uint32(), `${prefix}.entries[]`, {
+                limits: opts.limits?.entries$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.entries
+                }
+              }
+
+              obj.entries++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface AnnouncementNodeNameFieldEvent {
+    field: '$.node.name'
+    value: string
+  }
+
+  export interface AnnouncementNodeGenerationFieldEvent {
+    field: '$.node.generation'
+    value: number
+  }
+
+  export interface AnnouncementNodeSequenceFieldEvent {
+    field: '$.node.sequence'
+    value: number
+  }
+
+  export interface AnnouncementNodeAddrsFieldEvent {
+    field: '$.node.addrs[]'
+    index: number
+    value: string
+  }
+
+  export interface AnnouncementNodeRoleFieldEvent {
+    field: '$.node.role'
+    value: string
+  }
+
+  export interface AnnouncementFromSequenceFieldEvent {
+    field: '$.fromSequence'
+    value: number
+  }
+
+  export interface AnnouncementEntriesDatasetFieldEvent {
+    field: '$.entries[].dataset'
+    value: string
+    index: number
+  }
+
+  export interface AnnouncementEntriesPathFieldEvent {
+    field: '$.entries[].path'
+    value: string
+    index: number
+  }
+
+  export interface AnnouncementEntriesSizeFieldEvent {
+    field: '$.entries[].size'
+    value: number
+    index: number
+  }
+
+  export interface AnnouncementEntriesMtimeMsFieldEvent {
+    field: '$.entries[].mtimeMs'
+    value: number
+    index: number
+  }
+
+  export interface AnnouncementEntriesModeFieldEvent {
+    field: '$.entries[].mode'
+    value: number
+    index: number
+  }
+
+  export interface AnnouncementEntriesContentIdFieldEvent {
+    field: '$.entries[].contentId'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface AnnouncementEntriesChunkSizeFieldEvent {
+    field: '$.entries[].chunkSize'
+    value: number
+    index: number
+  }
+
+  export interface AnnouncementEntriesVersionFieldEvent {
+    field: '$.entries[].version'
+    value: number
+    index: number
+  }
+
+  export interface AnnouncementEntriesDeletedFieldEvent {
+    field: '$.entries[].deleted'
+    value: boolean
+    index: number
+  }
+
+  export interface AnnouncementEntriesSeqFieldEvent {
+    field: '$.entries[].seq'
+    value: number
+    index: number
+  }
+
+  export function encode (obj: Partial<Announcement>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Announcement.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announcement>): Announcement {
+    return decodeMessage(buf, Announcement.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announcement>): Generator<AnnouncementNodeNameFieldEvent | AnnouncementNodeGenerationFieldEvent | AnnouncementNodeSequenceFieldEvent | AnnouncementNodeAddrsFieldEvent | AnnouncementNodeRoleFieldEvent | AnnouncementFromSequenceFieldEvent | AnnouncementEntriesDatasetFieldEvent | AnnouncementEntriesPathFieldEvent | AnnouncementEntriesSizeFieldEvent | AnnouncementEntriesMtimeMsFieldEvent | AnnouncementEntriesModeFieldEvent | AnnouncementEntriesContentIdFieldEvent | AnnouncementEntriesChunkSizeFieldEvent | AnnouncementEntriesVersionFieldEvent | AnnouncementEntriesDeletedFieldEvent | AnnouncementEntriesSeqFieldEvent> {
+    return streamMessage(buf, Announcement.codec(), opts)
+  }
+}
+
+export interface Heartbeat {
+  node?: NodeInfo
+  load: LoadLevel
+}
+
+export namespace Heartbeat {
+  let _codec: Codec<Heartbeat>
+
+  export const codec = (): Codec<Heartbeat> => {
+    if (_codec == null) {
+      _codec = message<Heartbeat>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.node != null) {
+          w.uint32(10)
+          NodeInfo.codec().encode(obj.node, w)
+        }
+
+        if (obj.load != null && __LoadLevelValues[obj.load] !== 0) {
+          w.uint32(16)
+          LoadLevel.codec().encode(obj.load, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          load: LoadLevel.OK
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.node = NodeInfo.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.node
+              })
+              break
+            }
+            case 2: {
+              obj.load = LoadLevel.codec().decode(reader)
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield * NodeInfo.codec().stream(reader, reader.uint32(), `${prefix}.node`, {
+                limits: opts.limits?.node
+              })
+
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.load`,
+                value: LoadLevel.codec().decode(reader)
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface HeartbeatNodeNameFieldEvent {
+    field: '$.node.name'
+    value: string
+  }
+
+  export interface HeartbeatNodeGenerationFieldEvent {
+    field: '$.node.generation'
+    value: number
+  }
+
+  export interface HeartbeatNodeSequenceFieldEvent {
+    field: '$.node.sequence'
+    value: number
+  }
+
+  export interface HeartbeatNodeAddrsFieldEvent {
+    field: '$.node.addrs[]'
+    index: number
+    value: string
+  }
+
+  export interface HeartbeatNodeRoleFieldEvent {
+    field: '$.node.role'
+    value: string
+  }
+
+  export interface HeartbeatLoadFieldEvent {
+    field: '$.load'
+    value: LoadLevel
+  }
+
+  export function encode (obj: Partial<Heartbeat>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Heartbeat.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Heartbeat {
+    return decodeMessage(buf, Heartbeat.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatLoadFieldEvent> {
+    return streamMessage(buf, Heartbeat.codec(), opts)
+  }
+}
+
+export interface ManifestRequest {
+  generation: number
+  sinceSequence: number
+}
+
+export namespace ManifestRequest {
+  let _codec: Codec<ManifestRequest>
+
+  export const codec = (): Codec<ManifestRequest> => {
+    if (_codec == null) {
+      _codec = message<ManifestRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.generation != null && obj.generation !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.generation)
+        }
+
+        if ((obj.sinceSequence != null && obj.sinceSequence !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.sinceSequence)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          generation: 0,
+          sinceSequence: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.generation = reader.uint64Number()
+              break
+            }
+            case 2: {
+              obj.sinceSequence = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.generation`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.sinceSequence`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ManifestRequestGenerationFieldEvent {
+    field: '$.generation'
+    value: number
+  }
+
+  export interface ManifestRequestSinceSequenceFieldEvent {
+    field: '$.sinceSequence'
+    value: number
+  }
+
+  export function encode (obj: Partial<ManifestRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ManifestRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestRequest>): ManifestRequest {
+    return decodeMessage(buf, ManifestRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestRequest>): Generator<ManifestRequestGenerationFieldEvent | ManifestRequestSinceSequenceFieldEvent> {
+    return streamMessage(buf, ManifestRequest.codec(), opts)
+  }
+}
+
+export interface ManifestPage {
+  node?: NodeInfo
+  full: boolean
+  entries: FileEntry[]
+  last: boolean
+}
+
+export namespace ManifestPage {
+  let _codec: Codec<ManifestPage>
+
+  export const codec = (): Codec<ManifestPage> => {
+    if (_codec == null) {
+      _codec = message<ManifestPage>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.node != null) {
+          w.uint32(10)
+          NodeInfo.codec().encode(obj.node, w)
+        }
+
+        if ((obj.full != null && obj.full !== false)) {
+          w.uint32(16)
+          w.bool(obj.full)
+        }
+
+        if (obj.entries != null && obj.entries.length > 0) {
+          for (const value of obj.entries) {
+            w.uint32(26)
+            FileEntry.codec().encode(value, w)
+          }
+        }
+
+        if ((obj.last != null && obj.last !== false)) {
+          w.uint32(32)
+          w.bool(obj.last)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          full: false,
+          entries: [],
+          last: false
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.node = NodeInfo.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.node
+              })
+              break
+            }
+            case 2: {
+              obj.full = reader.bool()
+              break
+            }
+            case 3: {
+              if (opts.limits?.entries != null && obj.entries.length === opts.limits.entries) {
+                throw new MaxLengthError('Decode error - repeated field "entries" had too many elements')
+              }
+
+              if (obj.entries.length === 20000) {
+                throw new MaxLengthError('Decode error - repeated field "entries" had too many elements')
+              }
+
+              obj.entries.push(FileEntry.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.entries$
+              }))
+              break
+            }
+            case 4: {
+              obj.last = reader.bool()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          entries: 20000
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield * NodeInfo.codec().stream(reader, reader.uint32(), `${prefix}.node`, {
+                limits: opts.limits?.node
+              })
+
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.full`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.entries != null && obj.entries === opts.limits.entries) {
+                throw new MaxLengthError('Streaming decode error - repeated field "entries" had too many elements')
+              }
+
+              if (obj.entries === 20000) {
+                throw new MaxLengthError('Streaming decode error - repeated field "entries" had too many elements')
+              }
+
+              for (const evt of FileEntry.codec().stream(reader, reader.uint32(), `${prefix}.entries[]`, {
+                limits: opts.limits?.entries$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.entries
+                }
+              }
+
+              obj.entries++
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.last`,
+                value: reader.bool()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ManifestPageNodeNameFieldEvent {
+    field: '$.node.name'
+    value: string
+  }
+
+  export interface ManifestPageNodeGenerationFieldEvent {
+    field: '$.node.generation'
+    value: number
+  }
+
+  export interface ManifestPageNodeSequenceFieldEvent {
+    field: '$.node.sequence'
+    value: number
+  }
+
+  export interface ManifestPageNodeAddrsFieldEvent {
+    field: '$.node.addrs[]'
+    index: number
+    value: string
+  }
+
+  export interface ManifestPageNodeRoleFieldEvent {
+    field: '$.node.role'
+    value: string
+  }
+
+  export interface ManifestPageFullFieldEvent {
+    field: '$.full'
+    value: boolean
+  }
+
+  export interface ManifestPageEntriesDatasetFieldEvent {
+    field: '$.entries[].dataset'
+    value: string
+    index: number
+  }
+
+  export interface ManifestPageEntriesPathFieldEvent {
+    field: '$.entries[].path'
+    value: string
+    index: number
+  }
+
+  export interface ManifestPageEntriesSizeFieldEvent {
+    field: '$.entries[].size'
+    value: number
+    index: number
+  }
+
+  export interface ManifestPageEntriesMtimeMsFieldEvent {
+    field: '$.entries[].mtimeMs'
+    value: number
+    index: number
+  }
+
+  export interface ManifestPageEntriesModeFieldEvent {
+    field: '$.entries[].mode'
+    value: number
+    index: number
+  }
+
+  export interface ManifestPageEntriesContentIdFieldEvent {
+    field: '$.entries[].contentId'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface ManifestPageEntriesChunkSizeFieldEvent {
+    field: '$.entries[].chunkSize'
+    value: number
+    index: number
+  }
+
+  export interface ManifestPageEntriesVersionFieldEvent {
+    field: '$.entries[].version'
+    value: number
+    index: number
+  }
+
+  export interface ManifestPageEntriesDeletedFieldEvent {
+    field: '$.entries[].deleted'
+    value: boolean
+    index: number
+  }
+
+  export interface ManifestPageEntriesSeqFieldEvent {
+    field: '$.entries[].seq'
+    value: number
+    index: number
+  }
+
+  export interface ManifestPageLastFieldEvent {
+    field: '$.last'
+    value: boolean
+  }
+
+  export function encode (obj: Partial<ManifestPage>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ManifestPage.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestPage>): ManifestPage {
+    return decodeMessage(buf, ManifestPage.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestPage>): Generator<ManifestPageNodeNameFieldEvent | ManifestPageNodeGenerationFieldEvent | ManifestPageNodeSequenceFieldEvent | ManifestPageNodeAddrsFieldEvent | ManifestPageNodeRoleFieldEvent | ManifestPageFullFieldEvent | ManifestPageEntriesDatasetFieldEvent | ManifestPageEntriesPathFieldEvent | ManifestPageEntriesSizeFieldEvent | ManifestPageEntriesMtimeMsFieldEvent | ManifestPageEntriesModeFieldEvent | ManifestPageEntriesContentIdFieldEvent | ManifestPageEntriesChunkSizeFieldEvent | ManifestPageEntriesVersionFieldEvent | ManifestPageEntriesDeletedFieldEvent | ManifestPageEntriesSeqFieldEvent | ManifestPageLastFieldEvent> {
+    return streamMessage(buf, ManifestPage.codec(), opts)
+  }
+}
+
+export interface ChunkRange {
+  start: number
+  count: number
+}
+
+export namespace ChunkRange {
+  let _codec: Codec<ChunkRange>
+
+  export const codec = (): Codec<ChunkRange> => {
+    if (_codec == null) {
+      _codec = message<ChunkRange>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.start != null && obj.start !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.start)
+        }
+
+        if ((obj.count != null && obj.count !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.count)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          start: 0,
+          count: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.start = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.count = reader.uint32()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.start`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.count`,
+                value: reader.uint32()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ChunkRangeStartFieldEvent {
+    field: '$.start'
+    value: number
+  }
+
+  export interface ChunkRangeCountFieldEvent {
+    field: '$.count'
+    value: number
+  }
+
+  export function encode (obj: Partial<ChunkRange>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ChunkRange.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChunkRange>): ChunkRange {
+    return decodeMessage(buf, ChunkRange.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChunkRange>): Generator<ChunkRangeStartFieldEvent | ChunkRangeCountFieldEvent> {
+    return streamMessage(buf, ChunkRange.codec(), opts)
+  }
+}
+
+export enum ChunkRequestKind {
+  CHUNKS = 'CHUNKS',
+  HASHES = 'HASHES'
+}
+
+enum __ChunkRequestKindValues {
+  CHUNKS = 0,
+  HASHES = 1
+}
+
+export namespace ChunkRequestKind {
+  export const codec = (): Codec<ChunkRequestKind> => {
+    return enumeration<ChunkRequestKind>(__ChunkRequestKindValues)
+  }
+}
+
+export interface ChunkRequest {
+  kind: ChunkRequestKind
+  contentId: Uint8Array<ArrayBuffer>
+  ranges: ChunkRange[]
+}
+
+export namespace ChunkRequest {
+  let _codec: Codec<ChunkRequest>
+
+  export const codec = (): Codec<ChunkRequest> => {
+    if (_codec == null) {
+      _codec = message<ChunkRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.kind != null && __ChunkRequestKindValues[obj.kind] !== 0) {
+          w.uint32(8)
+          ChunkRequestKind.codec().encode(obj.kind, w)
+        }
+
+        if ((obj.contentId != null && obj.contentId.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.contentId)
+        }
+
+        if (obj.ranges != null && obj.ranges.length > 0) {
+          for (const value of obj.ranges) {
+            w.uint32(26)
+            ChunkRange.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          kind: ChunkRequestKind.CHUNKS,
+          contentId: uint8ArrayAlloc(0),
+          ranges: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.kind = ChunkRequestKind.codec().decode(reader)
+              break
+            }
+            case 2: {
+              obj.contentId = reader.bytes()
+              break
+            }
+            case 3: {
+              if (opts.limits?.ranges != null && obj.ranges.length === opts.limits.ranges) {
+                throw new MaxLengthError('Decode error - repeated field "ranges" had too many elements')
+              }
+
+              if (obj.ranges.length === 64) {
+                throw new MaxLengthError('Decode error - repeated field "ranges" had too many elements')
+              }
+
+              obj.ranges.push(ChunkRange.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.ranges$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          ranges: 64
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.kind`,
+                value: ChunkRequestKind.codec().decode(reader)
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.contentId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.ranges != null && obj.ranges === opts.limits.ranges) {
+                throw new MaxLengthError('Streaming decode error - repeated field "ranges" had too many elements')
+              }
+
+              if (obj.ranges === 64) {
+                throw new MaxLengthError('Streaming decode error - repeated field "ranges" had too many elements')
+              }
+
+              for (const evt of ChunkRange.codec().stream(reader, reader.uint32(), `${prefix}.ranges[]`, {
+                limits: opts.limits?.ranges$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.ranges
+                }
+              }
+
+              obj.ranges++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ChunkRequestKindFieldEvent {
+    field: '$.kind'
+    value: ChunkRequestKind
+  }
+
+  export interface ChunkRequestContentIdFieldEvent {
+    field: '$.contentId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ChunkRequestRangesStartFieldEvent {
+    field: '$.ranges[].start'
+    value: number
+    index: number
+  }
+
+  export interface ChunkRequestRangesCountFieldEvent {
+    field: '$.ranges[].count'
+    value: number
+    index: number
+  }
+
+  export function encode (obj: Partial<ChunkRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ChunkRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChunkRequest>): ChunkRequest {
+    return decodeMessage(buf, ChunkRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChunkRequest>): Generator<ChunkRequestKindFieldEvent | ChunkRequestContentIdFieldEvent | ChunkRequestRangesStartFieldEvent | ChunkRequestRangesCountFieldEvent> {
+    return streamMessage(buf, ChunkRequest.codec(), opts)
+  }
+}
+
+export enum ChunkStatus {
+  FOUND = 'FOUND',
+  BUSY = 'BUSY',
+  NOT_FOUND = 'NOT_FOUND',
+  BAD_REQUEST = 'BAD_REQUEST',
+  FAILED = 'FAILED'
+}
+
+enum __ChunkStatusValues {
+  FOUND = 0,
+  BUSY = 1,
+  NOT_FOUND = 2,
+  BAD_REQUEST = 3,
+  FAILED = 4
+}
+
+export namespace ChunkStatus {
+  export const codec = (): Codec<ChunkStatus> => {
+    return enumeration<ChunkStatus>(__ChunkStatusValues)
+  }
+}
+
+export interface ChunkResponse {
+  status: ChunkStatus
+  retryAfterMs: number
+  size: number
+  chunkSize: number
+  hashes: Uint8Array<ArrayBuffer>
+  index: number
+  data: Uint8Array<ArrayBuffer>
+  last: boolean
+  message: string
+}
+
+export namespace ChunkResponse {
+  let _codec: Codec<ChunkResponse>
+
+  export const codec = (): Codec<ChunkResponse> => {
+    if (_codec == null) {
+      _codec = message<ChunkResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.status != null && __ChunkStatusValues[obj.status] !== 0) {
+          w.uint32(8)
+          ChunkStatus.codec().encode(obj.status, w)
+        }
+
+        if ((obj.retryAfterMs != null && obj.retryAfterMs !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.retryAfterMs)
+        }
+
+        if ((obj.size != null && obj.size !== 0)) {
+          w.uint32(24)
+          w.uint64Number(obj.size)
+        }
+
+        if ((obj.chunkSize != null && obj.chunkSize !== 0)) {
+          w.uint32(32)
+          w.uint32(obj.chunkSize)
+        }
+
+        if ((obj.hashes != null && obj.hashes.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.hashes)
+        }
+
+        if ((obj.index != null && obj.index !== 0)) {
+          w.uint32(48)
+          w.uint32(obj.index)
+        }
+
+        if ((obj.data != null && obj.data.byteLength > 0)) {
+          w.uint32(58)
+          w.bytes(obj.data)
+        }
+
+        if ((obj.last != null && obj.last !== false)) {
+          w.uint32(64)
+          w.bool(obj.last)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(74)
+          w.string(obj.message)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          status: ChunkStatus.FOUND,
+          retryAfterMs: 0,
+          size: 0,
+          chunkSize: 0,
+          hashes: uint8ArrayAlloc(0),
+          index: 0,
+          data: uint8ArrayAlloc(0),
+          last: false,
+          message: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.status = ChunkStatus.codec().decode(reader)
+              break
+            }
+            case 2: {
+              obj.retryAfterMs = reader.uint32()
+              break
+            }
+            case 3: {
+              obj.size = reader.uint64Number()
+              break
+            }
+            case 4: {
+              obj.chunkSize = reader.uint32()
+              break
+            }
+            case 5: {
+              obj.hashes = reader.bytes()
+              break
+            }
+            case 6: {
+              obj.index = reader.uint32()
+              break
+            }
+            case 7: {
+              obj.data = reader.bytes()
+              break
+            }
+            case 8: {
+              obj.last = reader.bool()
+              break
+            }
+            case 9: {
+              obj.message = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.status`,
+                value: ChunkStatus.codec().decode(reader)
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.retryAfterMs`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.size`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.chunkSize`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.hashes`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.index`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.data`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.last`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ChunkResponseStatusFieldEvent {
+    field: '$.status'
+    value: ChunkStatus
+  }
+
+  export interface ChunkResponseRetryAfterMsFieldEvent {
+    field: '$.retryAfterMs'
+    value: number
+  }
+
+  export interface ChunkResponseSizeFieldEvent {
+    field: '$.size'
+    value: number
+  }
+
+  export interface ChunkResponseChunkSizeFieldEvent {
+    field: '$.chunkSize'
+    value: number
+  }
+
+  export interface ChunkResponseHashesFieldEvent {
+    field: '$.hashes'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ChunkResponseIndexFieldEvent {
+    field: '$.index'
+    value: number
+  }
+
+  export interface ChunkResponseDataFieldEvent {
+    field: '$.data'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ChunkResponseLastFieldEvent {
+    field: '$.last'
+    value: boolean
+  }
+
+  export interface ChunkResponseMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export function encode (obj: Partial<ChunkResponse>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ChunkResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChunkResponse>): ChunkResponse {
+    return decodeMessage(buf, ChunkResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChunkResponse>): Generator<ChunkResponseStatusFieldEvent | ChunkResponseRetryAfterMsFieldEvent | ChunkResponseSizeFieldEvent | ChunkResponseChunkSizeFieldEvent | ChunkResponseHashesFieldEvent | ChunkResponseIndexFieldEvent | ChunkResponseDataFieldEvent | ChunkResponseLastFieldEvent | ChunkResponseMessageFieldEvent> {
+    return streamMessage(buf, ChunkResponse.codec(), opts)
+  }
+}
