@@ -44,7 +44,7 @@ export async function runStatus (flags: QueryFlags): Promise<number> {
     }
     let out = `node      ${status.name} (${status.peerId})\n`
     out += `addresses ${status.addresses.join(' ')}\n`
-    out += `datasets  ${status.datasets.map(d => `${d.name}=${d.path} (${d.files} files)`).join(', ')}\n\n`
+    out += `datasets  ${status.datasets.map(d => `${d.name}=${d.path} (${d.files} file${d.files === 1 ? "" : "s"})`).join(', ')}\n\n`
     if (status.peers.length === 0) out += 'no peers known\n'
     else {
       out += table([['PEER', 'NAME', 'CONNECTED', 'FILES', 'LAST HEARD'],
