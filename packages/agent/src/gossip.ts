@@ -2,8 +2,8 @@ import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/goss
 import { pbStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
-  Announcement, Heartbeat, LoadLevel, ManifestPage, ManifestRequest, MAX_MANIFEST_PAGE_BYTES, MAX_PUBSUB_MESSAGE_BYTES,
-  PROTOCOL_MANIFEST, announceTopic, checkEntries, checkNodeInfo, heartbeatTopic
+  Announcement, Heartbeat, LoadLevel, ManifestPage, ManifestRequest, ManifestRequestKind, ManifestSummary, MAX_MANIFEST_PAGE_BYTES,
+  MAX_PUBSUB_MESSAGE_BYTES, PROTOCOL_MANIFEST, announceTopic, checkEntries, checkNodeInfo, checkNodeVersions, checkPeerIdText, heartbeatTopic
 } from '@shoal/wire'
 import { CONCURRENT_MANIFEST_PULLS, MANIFEST_PULL_TIMEOUT_MS, MAX_ENTRIES_PER_PULL } from './constants.js'
 import { ANNOUNCE_BUDGET, PAGE_BUDGET, splitEntries } from './records.js'
@@ -29,6 +29,7 @@ export interface GossipStats {
   rejected: number
   pulls: number
   pullFailures: number
+  summaries: number
 }
 
 /**
@@ -37,12 +38,16 @@ export interface GossipStats {
  * peer turns out to be ahead of what this node holds (anti-entropy).
  */
 export class Gossip {
-  readonly stats: GossipStats = { announcementsSent: 0, heartbeatsSent: 0, rejected: 0, pulls: 0, pullFailures: 0 }
+  readonly stats: GossipStats = { announcementsSent: 0, heartbeatsSent: 0, rejected: 0, pulls: 0, pullFailures: 0, summaries: 0 }
   private readonly announceTopic: string
   private readonly heartbeatTopic: string
   private readonly pullLimit = new Semaphore(CONCURRENT_MANIFEST_PULLS)
-  /** Peers being pulled, and whether another pull was asked for meanwhile. */
+  /** Pulls in progress (`from|subject`), and whether another was asked for meanwhile. */
   private readonly pulling = new Map<string, boolean>()
+  /** Peers whose summary is being fetched. */
+  private readonly summarising = new Set<string>()
+  /** Rejected messages and responses, per sending peer. */
+  readonly rejectedFrom = new Map<string, number>()
   private announcedSeq = 0
   private stopped = false
 
@@ -85,7 +90,7 @@ export class Gossip {
   }
 
   async heartbeat (load: LoadLevel = LoadLevel.OK): Promise<void> {
-    await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load }))
+    await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load, digest: Uint8Array.from(this.init.cluster.digest()) }))
     this.stats.heartbeatsSent++
   }
 
@@ -106,10 +111,12 @@ export class Gossip {
       if ('entries' in decoded) {
         if (decoded.fromSequence > decoded.node.sequence) throw new Error('fromSequence ahead of sequence')
         checkEntries(decoded.entries, decoded.node.sequence)
+      } else if (decoded.digest.length !== 0 && decoded.digest.length !== 32) {
+        throw new Error('digest must be 32 bytes')
       }
       return TopicValidatorResult.Accept
     } catch (err: any) {
-      this.stats.rejected++
+      this.countRejection(msg.type === 'signed' ? msg.from.toString() : 'unsigned')
       this.init.log.warn('rejected a pubsub message', { from: msg.type === 'signed' ? msg.from.toString() : undefined, topic: msg.topic, error: err.message })
       return TopicValidatorResult.Reject
     }
@@ -130,37 +137,86 @@ export class Gossip {
       if (hb.node == null) return
       cluster.heard(from, hb.node)
       if (cluster.isBehind(from, hb.node)) this.pull(from)
+      else if (hb.digest.length > 0 && Buffer.compare(hb.digest, cluster.digest()) !== 0) this.summarise(from)
     }
   }
 
-  /** Asks a peer for what this node lacks of its record; coalesces repeated asks. */
-  pull (peerId: string): void {
-    if (this.stopped || peerId === this.init.node.peerId.toString()) return
-    if (this.pulling.has(peerId)) {
-      this.pulling.set(peerId, true)
+  private countRejection (peerId: string): void {
+    this.stats.rejected++
+    if (this.rejectedFrom.size < 10_000 || this.rejectedFrom.has(peerId)) {
+      this.rejectedFrom.set(peerId, (this.rejectedFrom.get(peerId) ?? 0) + 1)
+    }
+  }
+
+  /** Fetches a peer's summary and pulls, from that peer, every record it holds newer than ours. */
+  summarise (peerId: string): void {
+    if (this.stopped || this.summarising.has(peerId)) return
+    this.summarising.add(peerId)
+    void this.pullLimit.run(async () => {
+      const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
+      const stream = await this.init.node.dialProtocol(peerIdFromString(peerId), PROTOCOL_MANIFEST, { signal })
+      const pb = pbStream(stream, { maxDataLength: MAX_MANIFEST_PAGE_BYTES })
+      try {
+        await pb.write({ kind: ManifestRequestKind.SUMMARY, generation: 0, sinceSequence: 0, peerId: '' }, ManifestRequest, { signal })
+        const summary = await pb.read(ManifestSummary, { signal })
+        await stream.close({ signal }).catch(() => {})
+        checkNodeVersions(summary.nodes)
+        this.stats.summaries++
+        return summary
+      } catch (err: any) {
+        stream.abort(err)
+        throw err
+      }
+    }).then((summary) => {
+      const self = this.init.node.peerId.toString()
+      for (const n of summary.nodes) {
+        if (n.peerId !== self && this.init.cluster.isBehind(n.peerId, n)) this.pull(peerId, n.peerId)
+      }
+    }, (err: any) => {
+      if (err.name === 'InvalidMessageError') this.countRejection(peerId)
+      this.init.log.debug('summary failed', { peer: peerId, error: err.message })
+    }).finally(() => this.summarising.delete(peerId))
+  }
+
+  /**
+   * Asks peer `from` for what this node lacks of `subject`'s record (by default, from's own);
+   * repeated asks while one runs coalesce into one more.
+   */
+  pull (from: string, subject = from): void {
+    const self = this.init.node.peerId.toString()
+    if (this.stopped || from === self || subject === self) return
+    const key = `${from}|${subject}`
+    if (this.pulling.has(key)) {
+      this.pulling.set(key, true)
       return
     }
-    this.pulling.set(peerId, false)
+    this.pulling.set(key, false)
     void this.pullLimit.run(async () => {
       try {
         do {
-          this.pulling.set(peerId, false)
-          await this.pullOnce(peerId)
-        } while (this.pulling.get(peerId) === true && !this.stopped)
+          this.pulling.set(key, false)
+          await this.pullOnce(from, subject)
+        } while (this.pulling.get(key) === true && !this.stopped)
       } catch (err: any) {
         this.stats.pullFailures++
-        this.init.log.debug('manifest pull failed', { peer: peerId, error: err.message })
+        if (err.name === 'InvalidMessageError') this.countRejection(from)
+        this.init.log.debug('manifest pull failed', { peer: from, subject, error: err.message })
       } finally {
-        this.pulling.delete(peerId)
+        this.pulling.delete(key)
       }
     })
   }
 
-  private async pullOnce (peerId: string): Promise<void> {
-    const known = this.init.cluster.node(peerId)
-    const request: ManifestRequest = { generation: known?.info.generation ?? 0, sinceSequence: known?.info.sequence ?? 0 }
+  private async pullOnce (from: string, subject: string): Promise<void> {
+    const known = this.init.cluster.node(subject)
+    const request: ManifestRequest = {
+      kind: ManifestRequestKind.RECORD,
+      generation: known?.info.generation ?? 0,
+      sinceSequence: known?.info.sequence ?? 0,
+      peerId: from === subject ? '' : subject
+    }
     const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
-    const stream = await this.init.node.dialProtocol(peerIdFromString(peerId), PROTOCOL_MANIFEST, { signal })
+    const stream = await this.init.node.dialProtocol(peerIdFromString(from), PROTOCOL_MANIFEST, { signal })
     const pb = pbStream(stream, { maxDataLength: MAX_MANIFEST_PAGE_BYTES })
     try {
       await pb.write(request, ManifestRequest, { signal })
@@ -179,8 +235,8 @@ export class Gossip {
       await stream.close({ signal }).catch(() => {})
       const info = first.node as NodeInfo
       this.stats.pulls++
-      if (first.full) this.init.cluster.replaceRecord(peerId, info, entries)
-      else this.init.cluster.applyDelta(peerId, info, request.sinceSequence, entries)
+      if (first.full) this.init.cluster.replaceRecord(subject, info, entries)
+      else this.init.cluster.applyDelta(subject, info, request.sinceSequence, entries)
     } catch (err: any) {
       stream.abort(err)
       throw err
@@ -192,13 +248,29 @@ export class Gossip {
     const pb = pbStream(stream, { maxDataLength: 1024 })
     try {
       const request = await pb.read(ManifestRequest, { signal })
-      const self = this.init.self()
-      const full = request.generation !== self.generation || request.sinceSequence > self.sequence || request.sinceSequence === 0
-      const entries = this.init.changedSince(full ? 0 : request.sinceSequence)
+      if (request.kind === ManifestRequestKind.SUMMARY) {
+        await pb.write({ nodes: this.init.cluster.summary() }, ManifestSummary, { signal })
+        await stream.close({ signal })
+        return
+      }
+      const selfId = this.init.node.peerId.toString()
+      let node: NodeInfo
+      let full: boolean
+      let entries: FileEntry[]
+      if (request.peerId === '' || request.peerId === selfId) {
+        node = this.init.self()
+        full = request.generation !== node.generation || request.sinceSequence > node.sequence || request.sinceSequence === 0
+        entries = this.init.changedSince(full ? 0 : request.sinceSequence)
+      } else {
+        checkPeerIdText(request.peerId)
+        const record = this.init.cluster.recordSince(request.peerId, request.generation, request.sinceSequence)
+        if (record == null) throw new Error(`no record of ${request.peerId}`)
+        ;({ info: node, full, entries } = record)
+      }
       const pages = splitEntries(entries, PAGE_BUDGET)
       if (pages.length === 0) pages.push([])
       for (let i = 0; i < pages.length; i++) {
-        await pb.write({ node: self, full, entries: pages[i], last: i === pages.length - 1 }, ManifestPage, { signal })
+        await pb.write({ node, full, entries: pages[i], last: i === pages.length - 1 }, ManifestPage, { signal })
       }
       await stream.close({ signal })
     } catch (err: any) {

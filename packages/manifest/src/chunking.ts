@@ -27,7 +27,7 @@ export function chooseChunkSize (size: number, previous?: number): number {
   let ideal = MIN_CHUNK_SIZE
   while (ideal < MAX_CHUNK_SIZE && size / ideal > TARGET_CHUNKS_PER_FILE) ideal *= 2
   if (previous != null && previous >= MIN_CHUNK_SIZE && previous <= MAX_CHUNK_SIZE &&
-      previous <= ideal * 2 && previous >= ideal / 2) {
+      (previous & (previous - 1)) === 0 && previous <= ideal * 2 && previous >= ideal / 2) {
     return previous
   }
   return ideal

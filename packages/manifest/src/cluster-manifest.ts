@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { FileEntry, NodeInfo } from '@shoal/wire'
 
 /** `dataset/path`: unambiguous because dataset names contain no '/'. */
@@ -45,6 +46,7 @@ export class ClusterManifest {
   private readonly nodes = new Map<string, NodeRecord>()
   private readonly byFile = new Map<string, Map<string, FileEntry>>()
   private readonly listeners: ChangeListener[] = []
+  private cachedDigest?: Uint8Array
 
   onChange (listener: ChangeListener): void {
     this.listeners.push(listener)
@@ -144,8 +146,38 @@ export class ClusterManifest {
   }
 
   private emit (peerId: string, changed: FileEntry[]): void {
+    this.cachedDigest = undefined
     if (changed.length === 0) return
     for (const listener of this.listeners) listener(peerId, changed)
+  }
+
+  /** (generation, sequence) of every record held, for anti-entropy summaries. */
+  summary (): Array<{ peerId: string, generation: number, sequence: number }> {
+    return [...this.nodes.values()]
+      .map(r => ({ peerId: r.peerId, generation: r.info.generation, sequence: r.info.sequence }))
+      .sort((a, b) => a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
+  }
+
+  /** SHA-256 over the summary: equal digests mean equal views. */
+  digest (): Uint8Array {
+    if (this.cachedDigest == null) {
+      const hash = createHash('sha256')
+      for (const n of this.summary()) hash.update(`${n.peerId}:${n.generation}:${n.sequence}\n`)
+      this.cachedDigest = new Uint8Array(hash.digest())
+    }
+    return this.cachedDigest
+  }
+
+  /**
+   * What to send a node that holds (generation, since) of this record: the entries changed
+   * after `since`, or the whole record (full) when the generations differ.
+   */
+  recordSince (peerId: string, generation: number, since: number): { info: NodeInfo, full: boolean, entries: FileEntry[] } | undefined {
+    const record = this.nodes.get(peerId)
+    if (record == null) return undefined
+    const full = generation !== record.info.generation || since === 0 || since > record.info.sequence
+    const entries = [...record.entries.values()].filter(e => full || e.seq > since).sort((a, b) => a.seq - b.seq)
+    return { info: record.info, full, entries }
   }
 
   /** Every node's entry for one path, tombstones included. */

@@ -46,3 +46,7 @@ export const MAX_ADDRS = 32
 export const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER
 /** The hash list of the largest file at the largest chunk size must fit in one response. */
 export const MAX_CHUNKS_PER_FILE = Math.floor((MAX_CHUNK_RESPONSE_BYTES - 1024) / HASH_BYTES)
+/** Nodes one summary may list. */
+export const MAX_NODES = 10000
+/** Length of a peer id string (base58 multihash of an Ed25519 or secp256k1 key). */
+export const MAX_PEER_ID_LENGTH = 128

@@ -1,6 +1,6 @@
 export * from './constants.js'
 export * from './validate.js'
 export {
-  FileEntry, NodeInfo, LoadLevel, Announcement, Heartbeat, ManifestRequest, ManifestPage,
+  FileEntry, NodeInfo, LoadLevel, Announcement, Heartbeat, ManifestRequest, ManifestRequestKind, ManifestPage, ManifestSummary, NodeVersion,
   ChunkRange, ChunkRequestKind, ChunkRequest, ChunkStatus, ChunkResponse
 } from './shoal.js'

@@ -771,6 +771,7 @@ export namespace Announcement {
 export interface Heartbeat {
   node?: NodeInfo
   load: LoadLevel
+  digest: Uint8Array<ArrayBuffer>
 }
 
 export namespace Heartbeat {
@@ -793,12 +794,18 @@ export namespace Heartbeat {
           LoadLevel.codec().encode(obj.load, w)
         }
 
+        if ((obj.digest != null && obj.digest.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.digest)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          load: LoadLevel.OK
+          load: LoadLevel.OK,
+          digest: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -815,6 +822,10 @@ export namespace Heartbeat {
             }
             case 2: {
               obj.load = LoadLevel.codec().decode(reader)
+              break
+            }
+            case 3: {
+              obj.digest = reader.bytes()
               break
             }
             default: {
@@ -843,6 +854,13 @@ export namespace Heartbeat {
               yield {
                 field: `${prefix}.load`,
                 value: LoadLevel.codec().decode(reader)
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.digest`,
+                value: reader.bytes()
               }
               break
             }
@@ -889,6 +907,11 @@ export namespace Heartbeat {
     value: LoadLevel
   }
 
+  export interface HeartbeatDigestFieldEvent {
+    field: '$.digest'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<Heartbeat>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Heartbeat.codec())
   }
@@ -897,14 +920,32 @@ export namespace Heartbeat {
     return decodeMessage(buf, Heartbeat.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatLoadFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatLoadFieldEvent | HeartbeatDigestFieldEvent> {
     return streamMessage(buf, Heartbeat.codec(), opts)
+  }
+}
+
+export enum ManifestRequestKind {
+  RECORD = 'RECORD',
+  SUMMARY = 'SUMMARY'
+}
+
+enum __ManifestRequestKindValues {
+  RECORD = 0,
+  SUMMARY = 1
+}
+
+export namespace ManifestRequestKind {
+  export const codec = (): Codec<ManifestRequestKind> => {
+    return enumeration<ManifestRequestKind>(__ManifestRequestKindValues)
   }
 }
 
 export interface ManifestRequest {
   generation: number
   sinceSequence: number
+  kind: ManifestRequestKind
+  peerId: string
 }
 
 export namespace ManifestRequest {
@@ -927,13 +968,25 @@ export namespace ManifestRequest {
           w.uint64Number(obj.sinceSequence)
         }
 
+        if (obj.kind != null && __ManifestRequestKindValues[obj.kind] !== 0) {
+          w.uint32(24)
+          ManifestRequestKind.codec().encode(obj.kind, w)
+        }
+
+        if ((obj.peerId != null && obj.peerId !== '')) {
+          w.uint32(34)
+          w.string(obj.peerId)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
           generation: 0,
-          sinceSequence: 0
+          sinceSequence: 0,
+          kind: ManifestRequestKind.RECORD,
+          peerId: ''
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -948,6 +1001,14 @@ export namespace ManifestRequest {
             }
             case 2: {
               obj.sinceSequence = reader.uint64Number()
+              break
+            }
+            case 3: {
+              obj.kind = ManifestRequestKind.codec().decode(reader)
+              break
+            }
+            case 4: {
+              obj.peerId = reader.string()
               break
             }
             default: {
@@ -979,6 +1040,20 @@ export namespace ManifestRequest {
               }
               break
             }
+            case 3: {
+              yield {
+                field: `${prefix}.kind`,
+                value: ManifestRequestKind.codec().decode(reader)
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.peerId`,
+                value: reader.string()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1001,6 +1076,16 @@ export namespace ManifestRequest {
     value: number
   }
 
+  export interface ManifestRequestKindFieldEvent {
+    field: '$.kind'
+    value: ManifestRequestKind
+  }
+
+  export interface ManifestRequestPeerIdFieldEvent {
+    field: '$.peerId'
+    value: string
+  }
+
   export function encode (obj: Partial<ManifestRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, ManifestRequest.codec())
   }
@@ -1009,8 +1094,276 @@ export namespace ManifestRequest {
     return decodeMessage(buf, ManifestRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestRequest>): Generator<ManifestRequestGenerationFieldEvent | ManifestRequestSinceSequenceFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestRequest>): Generator<ManifestRequestGenerationFieldEvent | ManifestRequestSinceSequenceFieldEvent | ManifestRequestKindFieldEvent | ManifestRequestPeerIdFieldEvent> {
     return streamMessage(buf, ManifestRequest.codec(), opts)
+  }
+}
+
+export interface NodeVersion {
+  peerId: string
+  generation: number
+  sequence: number
+}
+
+export namespace NodeVersion {
+  let _codec: Codec<NodeVersion>
+
+  export const codec = (): Codec<NodeVersion> => {
+    if (_codec == null) {
+      _codec = message<NodeVersion>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.peerId != null && obj.peerId !== '')) {
+          w.uint32(10)
+          w.string(obj.peerId)
+        }
+
+        if ((obj.generation != null && obj.generation !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.generation)
+        }
+
+        if ((obj.sequence != null && obj.sequence !== 0)) {
+          w.uint32(24)
+          w.uint64Number(obj.sequence)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          peerId: '',
+          generation: 0,
+          sequence: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.peerId = reader.string()
+              break
+            }
+            case 2: {
+              obj.generation = reader.uint64Number()
+              break
+            }
+            case 3: {
+              obj.sequence = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.peerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.generation`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.sequence`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface NodeVersionPeerIdFieldEvent {
+    field: '$.peerId'
+    value: string
+  }
+
+  export interface NodeVersionGenerationFieldEvent {
+    field: '$.generation'
+    value: number
+  }
+
+  export interface NodeVersionSequenceFieldEvent {
+    field: '$.sequence'
+    value: number
+  }
+
+  export function encode (obj: Partial<NodeVersion>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, NodeVersion.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NodeVersion>): NodeVersion {
+    return decodeMessage(buf, NodeVersion.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NodeVersion>): Generator<NodeVersionPeerIdFieldEvent | NodeVersionGenerationFieldEvent | NodeVersionSequenceFieldEvent> {
+    return streamMessage(buf, NodeVersion.codec(), opts)
+  }
+}
+
+export interface ManifestSummary {
+  nodes: NodeVersion[]
+}
+
+export namespace ManifestSummary {
+  let _codec: Codec<ManifestSummary>
+
+  export const codec = (): Codec<ManifestSummary> => {
+    if (_codec == null) {
+      _codec = message<ManifestSummary>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.nodes != null && obj.nodes.length > 0) {
+          for (const value of obj.nodes) {
+            w.uint32(10)
+            NodeVersion.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          nodes: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.nodes != null && obj.nodes.length === opts.limits.nodes) {
+                throw new MaxLengthError('Decode error - repeated field "nodes" had too many elements')
+              }
+
+              if (obj.nodes.length === 10000) {
+                throw new MaxLengthError('Decode error - repeated field "nodes" had too many elements')
+              }
+
+              obj.nodes.push(NodeVersion.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.nodes$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          nodes: 10000
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.nodes != null && obj.nodes === opts.limits.nodes) {
+                throw new MaxLengthError('Streaming decode error - repeated field "nodes" had too many elements')
+              }
+
+              if (obj.nodes === 10000) {
+                throw new MaxLengthError('Streaming decode error - repeated field "nodes" had too many elements')
+              }
+
+              for (const evt of NodeVersion.codec().stream(reader, reader.uint32(), `${prefix}.nodes[]`, {
+                limits: opts.limits?.nodes$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.nodes
+                }
+              }
+
+              obj.nodes++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ManifestSummaryNodesPeerIdFieldEvent {
+    field: '$.nodes[].peerId'
+    value: string
+    index: number
+  }
+
+  export interface ManifestSummaryNodesGenerationFieldEvent {
+    field: '$.nodes[].generation'
+    value: number
+    index: number
+  }
+
+  export interface ManifestSummaryNodesSequenceFieldEvent {
+    field: '$.nodes[].sequence'
+    value: number
+    index: number
+  }
+
+  export function encode (obj: Partial<ManifestSummary>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ManifestSummary.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestSummary>): ManifestSummary {
+    return decodeMessage(buf, ManifestSummary.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestSummary>): Generator<ManifestSummaryNodesPeerIdFieldEvent | ManifestSummaryNodesGenerationFieldEvent | ManifestSummaryNodesSequenceFieldEvent> {
+    return streamMessage(buf, ManifestSummary.codec(), opts)
   }
 }
 

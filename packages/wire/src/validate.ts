@@ -1,6 +1,6 @@
 import {
   HASH_BYTES, MAX_ADDR_LENGTH, MAX_ADDRS, MAX_CHUNK_SIZE, MAX_CHUNKS_PER_FILE, MAX_DATASET_NAME_LENGTH,
-  MAX_FILE_SIZE, MAX_NAME_LENGTH, MAX_PATH_BYTES, MAX_PATH_SEGMENT_BYTES, MIN_CHUNK_SIZE
+  MAX_FILE_SIZE, MAX_NAME_LENGTH, MAX_NODES, MAX_PEER_ID_LENGTH, MAX_PATH_BYTES, MAX_PATH_SEGMENT_BYTES, MIN_CHUNK_SIZE
 } from './constants.js'
 import type { FileEntry, NodeInfo } from './shoal.js'
 
@@ -101,6 +101,22 @@ export function checkEntries (entries: FileEntry[], maxSeq: number, field = 'ent
     const key = `${entry.dataset}\u0000${entry.path}`
     if (seen.has(key)) throw new InvalidMessageError(`${field}[${i}]`, 'duplicate path in one message')
     seen.add(key)
+  })
+}
+
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]+$/
+
+/** A peer id as text (base58btc); the agent parses it fully before dialling. */
+export function checkPeerIdText (peerId: string, field = 'peerId'): void {
+  if (peerId.length === 0 || peerId.length > MAX_PEER_ID_LENGTH || !PEER_ID.test(peerId)) throw new InvalidMessageError(field, 'not a peer id')
+}
+
+export function checkNodeVersions (nodes: Array<{ peerId: string, generation: number, sequence: number }>, field = 'nodes'): void {
+  if (nodes.length > MAX_NODES) throw new InvalidMessageError(field, 'too many nodes')
+  nodes.forEach((n, i) => {
+    checkPeerIdText(n.peerId, `${field}[${i}].peerId`)
+    checkCount(n.generation, `${field}[${i}].generation`)
+    checkCount(n.sequence, `${field}[${i}].sequence`)
   })
 }
 
