@@ -1,4 +1,4 @@
-import { opendir, stat, lstat } from 'node:fs/promises'
+import { opendir, stat, lstat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isValidRelativePath } from '@shoal/wire'
 import { chooseChunkSize, FileChangedError, hashFile } from './chunking.js'
@@ -10,6 +10,12 @@ export const PARTIAL_SUFFIX = '.shoal-part'
 export function isInternalName (name: string): boolean {
   return name.endsWith(PARTIAL_SUFFIX) || name.startsWith('.shoal-')
 }
+
+/**
+ * A marker file in each dataset root. A dataset whose index holds files but whose marker is gone
+ * is treated as unavailable (an unmounted volume shows an empty directory), never as a mass deletion.
+ */
+export const DATASET_MARKER = '.shoal-dataset'
 
 export class DatasetUnavailableError extends Error {
   override name = 'DatasetUnavailableError'
@@ -85,6 +91,17 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
   } catch (err: any) {
     if (err instanceof DatasetUnavailableError) throw err
     throw new DatasetUnavailableError(`dataset ${dataset}: cannot read ${root} (${err.code ?? err.message})`)
+  }
+  try {
+    await stat(join(root, DATASET_MARKER))
+  } catch {
+    const live = index.filesOf(dataset).filter(f => !f.deleted).length
+    if (live > 0) {
+      throw new DatasetUnavailableError(`dataset ${dataset}: ${join(root, DATASET_MARKER)} is missing but ${live} files are indexed; is the volume mounted? (restore the marker to resume, or remove the index to start over)`)
+    }
+    await writeFile(join(root, DATASET_MARKER), 'This directory is a shoal dataset. Do not remove this file.\n', { flag: 'wx' }).catch((err: any) => {
+      if (err.code !== 'EEXIST') throw new DatasetUnavailableError(`dataset ${dataset}: cannot write ${DATASET_MARKER} in ${root} (${err.code})`)
+    })
   }
   const w: Walk = { seen: new Map(), skipped: [], unreadable: [], signal: options.signal }
   await walk(root, '', w)

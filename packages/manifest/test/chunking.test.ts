@@ -267,7 +267,10 @@ describe('hashBytes', () => {
   it('matches the independent computation and hashFile for the same bytes', async () => {
     const cases: Array<[number, number]> = [
       [0, MIN], [1, MIN], [MIN - 1, MIN], [MIN, MIN], [MIN + 1, MIN], [3 * MIN, MIN],
-      [3 * MIN + 12345, MIN], [MiB + 7, 512 * KiB], [2 * MiB, 2 * MiB], [5 * MiB + 1, 2 * MiB]
+      [3 * MIN + 12345, MIN], [MiB + 7, 512 * KiB], [2 * MiB, 2 * MiB], [5 * MiB + 1, 2 * MiB],
+      // Not a wire chunk size, but hashFile must still cut at chunk boundaries that are not
+      // multiples of its 1 MiB read buffer.
+      [4 * MiB + 3, 1536 * KiB]
     ]
     for (const [size, chunkSize] of cases) {
       const data = pseudoRandomBytes(size, size + 1)

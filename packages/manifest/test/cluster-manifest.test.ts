@@ -139,8 +139,8 @@ describe('ClusterManifest.applyDelta', () => {
   it('applies an overlapping delta but never regresses an entry to an older seq', () => {
     const { m, changes } = withListener()
     m.applyDelta('A', info(1, 3), 0, [entry('a', { seq: 3, version: 2, content: 2 }), entry('b', { seq: 1 })])
-    // Covers (1, 4]: carries an outdated copy of 'a' (seq 2) and a real change of 'c'.
-    const r = m.applyDelta('A', info(1, 4), 1, [entry('a', { seq: 2, version: 1, content: 9 }), entry('c', { seq: 4 })])
+    // Covers (1, 4]: carries an outdated copy of 'a' (seq 2), 'b' as already held (seq 1), and a real change of 'c'.
+    const r = m.applyDelta('A', info(1, 4), 1, [entry('a', { seq: 2, version: 1, content: 9 }), entry('b', { seq: 1 }), entry('c', { seq: 4 })])
     expect(r).toBe('applied')
     expect(snapshot(m, 'A')).toEqual({ generation: 1, sequence: 4, entries: ['models/a@v2s3c2', 'models/b@v1s1c1', 'models/c@v1s4c1'] })
     expect(paths(changes[1].changed)).toEqual(['c'])
@@ -275,6 +275,14 @@ describe('ClusterManifest queries', () => {
     expect(m.holdersOf(DS, 'f').find(h => h.peerId === 'B')?.complete).toBe(false)
     m.applyDelta('B', info(1, 2), 1, [entry('f', { seq: 2, version: 2, content: 2 })])
     expect(m.holdersOf(DS, 'f').every(h => h.complete)).toBe(true)
+  })
+
+  it('holdersOf counts an older version with the newest bytes (a revert) as complete', () => {
+    const m = new ClusterManifest()
+    m.applyDelta('A', info(1, 1), 0, [entry('f', { seq: 1, version: 1, content: 1 })])
+    m.applyDelta('B', info(1, 1), 0, [entry('f', { seq: 1, version: 2, content: 2 })])
+    m.applyDelta('C', info(1, 1), 0, [entry('f', { seq: 1, version: 3, content: 1 })])
+    expect(m.holdersOf(DS, 'f').map(h => [h.peerId, h.complete])).toEqual([['C', true], ['B', false], ['A', true]])
   })
 
   it('holdersOf excludes tombstones; a newest tombstone leaves no complete holder', () => {

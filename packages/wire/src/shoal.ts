@@ -43,7 +43,7 @@ export namespace FileEntry {
 
         if ((obj.mtimeMs != null && obj.mtimeMs !== 0)) {
           w.uint32(32)
-          w.int64Number(obj.mtimeMs)
+          w.sint64Number(obj.mtimeMs)
         }
 
         if ((obj.mode != null && obj.mode !== 0)) {
@@ -112,7 +112,7 @@ export namespace FileEntry {
               break
             }
             case 4: {
-              obj.mtimeMs = reader.int64Number()
+              obj.mtimeMs = reader.sint64Number()
               break
             }
             case 5: {
@@ -178,7 +178,7 @@ export namespace FileEntry {
             case 4: {
               yield {
                 field: `${prefix}.mtimeMs`,
-                value: reader.int64Number()
+                value: reader.sint64Number()
               }
               break
             }
