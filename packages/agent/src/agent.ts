@@ -3,13 +3,14 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ClusterManifest, DatasetUnavailableError, LocalIndex, scanDataset } from '@shoal/manifest'
+import { ClusterManifest, DatasetUnavailableError, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
 import { ChunkClient, ChunkServer } from '@shoal/transfer'
 import { PROTOCOL_CHUNK } from '@shoal/wire'
 import { ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
 import { CLUSTER_NAME, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
+import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
 import { loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
 import { acquireLock, claimSocketPath } from './lock.js'
@@ -44,6 +45,8 @@ export class Agent {
   private scanTimer?: NodeJS.Timeout
   private announceQueue = new SerialQueue()
   private stopping = false
+  private scans = 0
+  readonly events = new EventHub()
 
   constructor (readonly config: AgentConfig, private readonly log: Logger = silentLogger) {}
 
@@ -91,6 +94,16 @@ export class Agent {
     }
     const selfId = this.node.peerId.toString()
     const index = this.index
+    this.cluster.onChange((peerId, changed) => {
+      if (this.events.subscribers === 0) return
+      const time = Date.now()
+      for (const e of changed) {
+        const type = e.deleted ? 'file.deleted' : e.version === 1 ? 'file.added' : 'file.changed'
+        this.events.emit({ type, time, peerId, dataset: e.dataset, path: e.path, version: e.version, size: e.size })
+      }
+    })
+    this.node.addEventListener('peer:connect', (evt) => this.events.emit({ type: 'peer.connected', time: Date.now(), peerId: evt.detail.toString() }))
+    this.node.addEventListener('peer:disconnect', (evt) => this.events.emit({ type: 'peer.disconnected', time: Date.now(), peerId: evt.detail.toString() }))
     this.cluster.replaceRecord(selfId, this.selfInfo(), index.changedSince(0).map(toWireEntry))
 
     const server = new ChunkServer({
@@ -124,6 +137,7 @@ export class Agent {
       client,
       indexLock: this.indexLock,
       onLocalChange: () => this.localChanged(),
+      onTransfer: (event) => this.events.emit(event),
       log: this.log
     })
     this.sync.start()
@@ -136,6 +150,7 @@ export class Agent {
     void this.redial()
 
     this.api = new ApiServer({
+      events: this.events,
       status: () => this.status(),
       where: (dataset, path) => this.where(dataset, path),
       transfers: () => this.transfers()
@@ -200,6 +215,7 @@ export class Agent {
     if (index == null) return
     let pending = 0
     let changed = 0
+    this.scans++
     await this.indexLock.run(async () => {
       for (const dataset of this.config.datasets) {
         if (this.stopping) return
@@ -256,11 +272,12 @@ export class Agent {
         connected: connected.has(record.peerId),
         addresses: record.info.addrs,
         lastHeard: record.lastHeard,
+        stale: Date.now() - record.lastHeard > this.config.staleAfterMs,
         files: [...record.entries.values()].filter(e => !e.deleted).length
       })
     }
     for (const peerId of connected) {
-      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, files: 0 })
+      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0 })
     }
     const self = this.cluster.node(selfId)
     return {
@@ -274,7 +291,17 @@ export class Agent {
         path: d.path,
         files: [...(self?.entries.values() ?? [])].filter(e => e.dataset === d.name && !e.deleted).length
       })),
-      peers: [...peers.values()].sort((a, b) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId))
+      peers: [...peers.values()].sort((a, b) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId)),
+      view: {
+        digest: Buffer.from(this.cluster.digest()).toString('hex'),
+        nodes: this.cluster.summary(),
+        files: this.cluster.fileCount
+      },
+      gossip: {
+        ...(this.gossip?.stats ?? { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }),
+        rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
+      },
+      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans }
     }
   }
 

@@ -2,9 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmod } from 'node:fs/promises'
 import { checkDatasetName, checkRelativePath, InvalidMessageError } from '@shoal/wire'
 import type { StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody } from '@shoal/client'
+import type { EventHub } from './events.js'
 
 /** What the API asks of the agent; the agent implements it. */
 export interface ApiBackend {
+  events: EventHub
   status: () => StatusResponse
   where: (dataset: string, path: string) => WhereResponse
   transfers: () => TransfersResponse
@@ -18,6 +20,8 @@ export class ApiError extends Error {
 }
 
 const REQUEST_TIMEOUT_MS = 10_000
+/** An event stream whose client reads slower than this much backlog is closed. */
+const MAX_EVENT_BACKLOG_BYTES = 1024 * 1024
 const MAX_URL_LENGTH = 8192
 
 /** HTTP/1.1 with JSON on a Unix socket: the agent's local API, versioned under /v1. */
@@ -52,6 +56,10 @@ export class ApiServer {
     })
   }
 
+  private streamEvents (req: IncomingMessage, res: ServerResponse): void {
+    streamEventsTo(this.backend.events, req, res)
+  }
+
   private route (req: IncomingMessage, res: ServerResponse): void {
     try {
       if ((req.url ?? '').length > MAX_URL_LENGTH) throw new ApiError(414, 'uri_too_long', 'request URL too long')
@@ -74,6 +82,8 @@ export class ApiServer {
         }
         case '/v1/transfers':
           return send(res, 200, this.backend.transfers())
+        case '/v1/events':
+          return this.streamEvents(req, res)
         default:
           throw new ApiError(404, 'not_found', `no endpoint ${url.pathname}`)
       }
@@ -82,6 +92,22 @@ export class ApiServer {
       return send(res, 500, { error: { code: 'internal', message: err.message } })
     }
   }
+}
+
+/** NDJSON, one event per line, until the client goes away or falls too far behind. */
+function streamEventsTo (hub: EventHub, req: IncomingMessage, res: ServerResponse): void {
+  req.socket.setTimeout(0)
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+  res.flushHeaders()
+  const unsubscribe = hub.subscribe((event) => {
+    if (res.writableLength > MAX_EVENT_BACKLOG_BYTES) {
+      unsubscribe()
+      res.destroy()
+      return
+    }
+    res.write(JSON.stringify(event) + '\n')
+  })
+  res.on('close', unsubscribe)
 }
 
 function send (res: ServerResponse, status: number, body: unknown | ApiErrorBody): void {

@@ -4,7 +4,7 @@ import { resolve, join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { checkDatasetName, InvalidMessageError, MAX_NAME_LENGTH } from '@shoal/wire'
 import {
-  DEFAULT_DATA_DIR, DEFAULT_DATASET, DEFAULT_PORT, DEFAULT_STATE_DIR, HEARTBEAT_INTERVAL_MS, RESCAN_INTERVAL_MS, SOCKET_NAME, STABLE_MS
+  DEFAULT_DATA_DIR, DEFAULT_DATASET, DEFAULT_PORT, DEFAULT_STATE_DIR, HEARTBEAT_INTERVAL_MS, RESCAN_INTERVAL_MS, SOCKET_NAME, STABLE_MS, STALE_AFTER_MS
 } from './constants.js'
 import { ConfigError } from './errors.js'
 
@@ -29,6 +29,8 @@ export interface AgentConfig {
   heartbeatIntervalMs: number
   rescanIntervalMs: number
   stableMs: number
+  /** A node not heard from for this long is marked stale in queries (never dropped). */
+  staleAfterMs: number
 }
 
 /** Options as a user gives them (flags); every field optional. */
@@ -43,6 +45,7 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number
   rescanIntervalMs?: number
   stableMs?: number
+  staleAfterMs?: number
 }
 
 function checkMultiaddr (value: string, flag: string): string {
@@ -118,7 +121,8 @@ export function resolveConfig (options: AgentOptions, cwd = process.cwd()): Agen
     clusterKeyFile: options.clusterKey == null ? undefined : resolve(cwd, options.clusterKey),
     heartbeatIntervalMs: checkInterval(options.heartbeatIntervalMs, HEARTBEAT_INTERVAL_MS, 'the heartbeat interval', 100),
     rescanIntervalMs: checkInterval(options.rescanIntervalMs, RESCAN_INTERVAL_MS, 'the rescan interval', 100),
-    stableMs: checkInterval(options.stableMs, STABLE_MS, 'the stability delay', 0)
+    stableMs: checkInterval(options.stableMs, STABLE_MS, 'the stability delay', 0),
+    staleAfterMs: checkInterval(options.staleAfterMs, STALE_AFTER_MS, '--stale-after-ms', 1000)
   }
   return config
 }

@@ -8,6 +8,8 @@ export const SOCKET_NAME = 'agent.sock'
 export const CLUSTER_NAME = 'main'
 
 export const HEARTBEAT_INTERVAL_MS = 2_000
+/** A node not heard from for this long is shown as stale. */
+export const STALE_AFTER_MS = 30_000
 /** Full rescan even when the watcher saw nothing (it can miss events). */
 export const RESCAN_INTERVAL_MS = 30_000
 /** A file must be unmodified this long before it is hashed and announced. */

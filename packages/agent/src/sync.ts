@@ -7,6 +7,7 @@ import { Semaphore, type Logger, type SerialQueue } from './util.js'
 import type { DatasetConfig } from './config.js'
 import type { ClusterManifest, LocalFile, LocalIndex } from '@shoal/manifest'
 import type { FileEntry } from '@shoal/wire'
+import type { AgentEvent } from '@shoal/client'
 
 export interface TransferRecord {
   dataset: string
@@ -30,6 +31,7 @@ export interface SyncInit {
   indexLock: SerialQueue
   /** Called after a commit changed the index, so the change is announced. */
   onLocalChange: () => void
+  onTransfer?: (event: AgentEvent) => void
   log: Logger
 }
 
@@ -102,6 +104,7 @@ export class Sync {
       return
     }
     Object.assign(record, { state: 'running', startedAt: Date.now(), size: entry.size, version: entry.version })
+    this.init.onTransfer?.({ type: 'transfer.started', time: Date.now(), dataset, path, version: entry.version, bytes: 0 })
     const root = (this.datasets.get(dataset) as DatasetConfig).path
     const target = join(root, ...path.split('/'))
     try {
@@ -118,9 +121,11 @@ export class Sync {
         signal: this.controller.signal
       })
       Object.assign(record, { state: 'completed', bytes: result.bytes, endedAt: Date.now() })
+      this.init.onTransfer?.({ type: 'transfer.completed', time: Date.now(), dataset, path, version: entry.version, bytes: result.bytes })
       this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length })
     } catch (err: any) {
       Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
+      this.init.onTransfer?.({ type: 'transfer.failed', time: Date.now(), dataset, path, version: entry.version, bytes: 0, error: err.message })
       if (!this.controller.signal.aborted) this.init.log.warn('transfer failed', { dataset, path, error: err.message })
     }
   }

@@ -32,6 +32,7 @@ function program (setExit: (code: number) => void): Command {
     .option('--bootstrap <multiaddr>', 'peer to connect to, repeatable', collect)
     .option('--dataset <name=dir>', 'a dataset to hold, repeatable (default: default=./shoal-data)', collect)
     .option('--cluster-key <file>', 'the cluster\'s pre-shared key (default: STATE/cluster.key, created on first start)')
+    .option('--stale-after-ms <ms>', 'mark a node stale when not heard from for this long (default: 30000)', positiveInt)
     .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('warn'))
     .addOption(new Option('--heartbeat-ms <ms>', 'heartbeat interval').argParser(positiveInt).hideHelp())
     .addOption(new Option('--rescan-ms <ms>', 'full rescan interval').argParser(positiveInt).hideHelp())

@@ -9,6 +9,27 @@ export interface StatusResponse {
   sequence: number
   datasets: Array<{ name: string, path: string, files: number }>
   peers: PeerStatus[]
+  /** The view of the cluster: digest over every record's (peer, generation, sequence). */
+  view: {
+    digest: string
+    nodes: Array<{ peerId: string, generation: number, sequence: number }>
+    files: number
+  }
+  gossip: {
+    announcementsSent: number
+    heartbeatsSent: number
+    pulls: number
+    pullFailures: number
+    summaries: number
+    /** Invalid messages and responses rejected, in total and per sending peer. */
+    rejected: number
+    rejectedFrom: Record<string, number>
+  }
+  scan: {
+    filesHashed: number
+    bytesHashed: number
+    scans: number
+  }
 }
 
 export interface PeerStatus {
@@ -18,6 +39,8 @@ export interface PeerStatus {
   addresses: string[]
   /** Milliseconds since the epoch; null if never heard from. */
   lastHeard: number | null
+  /** Not heard from within the stale period: its record is kept but may be out of date. */
+  stale: boolean
   files: number
 }
 
@@ -58,6 +81,12 @@ export interface TransfersResponse {
   transfers: TransferInfo[]
 }
 
+/** One line of GET /v1/events (NDJSON). */
+export type AgentEvent =
+  | { type: 'file.added' | 'file.changed' | 'file.deleted', time: number, peerId: string, dataset: string, path: string, version: number, size: number }
+  | { type: 'peer.connected' | 'peer.disconnected', time: number, peerId: string }
+  | { type: 'transfer.started' | 'transfer.completed' | 'transfer.failed', time: number, dataset: string, path: string, version: number, bytes: number, error?: string }
+
 export interface ApiErrorBody {
   error: { code: string, message: string }
 }
@@ -97,6 +126,45 @@ export class ShoalClient {
 
   transfers (): Promise<TransfersResponse> {
     return this.get('/v1/transfers')
+  }
+
+  /**
+   * Streams events (GET /v1/events) until the signal aborts or the agent closes the stream.
+   * Resolves once the stream is open.
+   */
+  async events (onEvent: (event: AgentEvent) => void, signal: AbortSignal): Promise<{ closed: Promise<void> }> {
+    return await new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, path: '/v1/events', method: 'GET', signal }, (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          reject(new AgentApiError(res.statusCode ?? 500, 'events_failed', `event stream refused (status ${res.statusCode})`))
+          res.resume()
+          return
+        }
+        let buffered = ''
+        res.setEncoding('utf8')
+        res.on('data', (text: string) => {
+          buffered += text
+          let nl: number
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl)
+            buffered = buffered.slice(nl + 1)
+            if (line.trim() !== '') onEvent(JSON.parse(line) as AgentEvent)
+          }
+        })
+        const closed = new Promise<void>(resolve => {
+          res.on('end', () => resolve())
+          res.on('error', () => resolve())
+          res.on('close', () => resolve())
+        })
+        resolve({ closed })
+      })
+      req.on('error', (err: any) => {
+        if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code)) {
+          reject(new AgentUnreachableError(`cannot reach the agent on ${this.socketPath} (${err.code}); is 'shoal agent' running?`))
+        } else reject(err)
+      })
+      req.end()
+    })
   }
 
   async get<T> (path: string): Promise<T> {

@@ -14,6 +14,7 @@ interface AgentFlags {
   heartbeatMs?: number
   rescanMs?: number
   stableMs?: number
+  staleAfterMs?: number
 }
 
 /** `shoal agent`: runs until SIGINT or SIGTERM, then stops cleanly. */
@@ -31,7 +32,8 @@ export async function runAgent (flags: AgentFlags): Promise<number> {
       clusterKey: flags.clusterKey,
       heartbeatIntervalMs: flags.heartbeatMs,
       rescanIntervalMs: flags.rescanMs,
-      stableMs: flags.stableMs
+      stableMs: flags.stableMs,
+      staleAfterMs: flags.staleAfterMs
     })
     agent = new Agent(config, log)
     const info = await agent.start()

@@ -48,7 +48,7 @@ export async function runStatus (flags: QueryFlags): Promise<number> {
     if (status.peers.length === 0) out += 'no peers known\n'
     else {
       out += table([['PEER', 'NAME', 'CONNECTED', 'FILES', 'LAST HEARD'],
-        ...status.peers.map(p => [p.peerId, p.name || '-', p.connected ? 'yes' : 'no', String(p.files), ago(p.lastHeard)])])
+        ...status.peers.map(p => [p.peerId, p.name || '-', p.connected ? 'yes' : 'no', String(p.files), ago(p.lastHeard) + (p.stale ? ' (stale)' : '')])])
     }
     process.stdout.write(out)
   })
