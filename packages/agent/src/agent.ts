@@ -18,7 +18,7 @@ import { createNode, type ShoalNode } from './node.js'
 import { toWireEntry } from './records.js'
 import { Sync } from './sync.js'
 import { SerialQueue, silentLogger, type Logger } from './util.js'
-import type { StatusResponse, WhereResponse, TransfersResponse } from '@shoal/client'
+import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse } from '@shoal/client'
 import type { NodeInfo } from '@shoal/wire'
 
 export interface AgentStartInfo {
@@ -153,7 +153,35 @@ export class Agent {
       events: this.events,
       status: () => this.status(),
       where: (dataset, path) => this.where(dataset, path),
-      transfers: () => this.transfers()
+      transfers: () => this.transfers(),
+      files: (dataset, prefix, limit, after) => this.files(dataset, prefix, limit, after),
+      lacking: (peerId, dataset, limit, after) => {
+        const files = this.cluster.lackingFiles(peerId, dataset, limit + 1, after)
+        const more = files.length > limit
+        if (more) files.pop()
+        return { peerId, dataset, count: this.cluster.lacking(peerId), files, next: more ? files[files.length - 1] : null }
+      },
+      replicas: (below, limit) => ({
+        below,
+        files: this.cluster.belowReplicas(below, limit).map(key => {
+          const slash = key.indexOf('/')
+          const [dataset, path] = [key.slice(0, slash), key.slice(slash + 1)]
+          return { dataset, path, replicas: this.cluster.replicas(dataset, path) ?? 0 }
+        })
+      }),
+      conflicts: (limit) => ({
+        conflicts: this.cluster.conflicts(limit).map(key => {
+          const slash = key.indexOf('/')
+          const [dataset, path] = [key.slice(0, slash), key.slice(slash + 1)]
+          return {
+            dataset,
+            path,
+            holders: this.cluster.holdersOf(dataset, path).map(h => ({
+              peerId: h.peerId, name: h.name, version: h.entry.version, contentId: Buffer.from(h.entry.contentId).toString('hex')
+            }))
+          }
+        })
+      })
     })
     await this.api.listen(config.socketPath)
     this.log.info('agent started', { peerId: selfId, addresses: this.addresses() })
@@ -171,7 +199,8 @@ export class Agent {
       sequence: this.index?.sequence ?? 0,
       // Peers add /p2p/<id> themselves when they dial.
       addrs: this.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, '')).slice(0, 16),
-      role: 'persistent'
+      role: 'persistent',
+      datasets: this.config.datasets.map(d => d.name)
     }
   }
 
@@ -273,11 +302,12 @@ export class Agent {
         addresses: record.info.addrs,
         lastHeard: record.lastHeard,
         stale: Date.now() - record.lastHeard > this.config.staleAfterMs,
+        lacking: this.cluster.lacking(record.peerId),
         files: [...record.entries.values()].filter(e => !e.deleted).length
       })
     }
     for (const peerId of connected) {
-      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0 })
+      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0, lacking: 0 })
     }
     const self = this.cluster.node(selfId)
     return {
@@ -321,6 +351,29 @@ export class Agent {
         size: h.entry.size,
         contentId: Buffer.from(h.entry.contentId).toString('hex')
       }))
+    }
+  }
+
+  files (dataset: string, prefix: string, limit: number, after?: string): FilesResponse {
+    const paths = this.cluster.list(dataset, prefix, limit + 1, after)
+    const more = paths.length > limit
+    if (more) paths.pop()
+    return {
+      dataset,
+      prefix,
+      files: paths.map(path => {
+        const newest = this.cluster.newest(dataset, path)
+        const holders = this.cluster.holdersOf(dataset, path)
+        return {
+          path,
+          version: newest?.version ?? 0,
+          deleted: newest?.deleted ?? false,
+          size: newest?.size ?? 0,
+          replicas: this.cluster.replicas(dataset, path) ?? 0,
+          holders: holders.length
+        }
+      }),
+      next: more ? paths[paths.length - 1] : null
     }
   }
 

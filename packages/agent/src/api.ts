@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { chmod } from 'node:fs/promises'
-import { checkDatasetName, checkRelativePath, InvalidMessageError } from '@shoal/wire'
-import type { StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody } from '@shoal/client'
+import { checkDatasetName, checkPeerIdText, checkRelativePath, InvalidMessageError } from '@shoal/wire'
+import type {
+  StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody, FilesResponse, LackingResponse, ReplicasResponse, ConflictsResponse
+} from '@shoal/client'
 import type { EventHub } from './events.js'
 
 /** What the API asks of the agent; the agent implements it. */
@@ -10,6 +12,70 @@ export interface ApiBackend {
   status: () => StatusResponse
   where: (dataset: string, path: string) => WhereResponse
   transfers: () => TransfersResponse
+  files: (dataset: string, prefix: string, limit: number, after?: string) => FilesResponse
+  lacking: (peerId: string, dataset: string, limit: number, after?: string) => LackingResponse
+  replicas: (below: number, limit: number) => ReplicasResponse
+  conflicts: (limit: number) => ConflictsResponse
+}
+
+const DEFAULT_LIMIT = 1000
+const MAX_LIMIT = 10_000
+
+/** Reads and checks the query parameters every listing shares. */
+class Params {
+  constructor (private readonly q: URLSearchParams) {}
+
+  dataset (): string {
+    const dataset = this.q.get('dataset') ?? ''
+    return invalidAsBadRequest(() => { checkDatasetName(dataset, 'dataset'); return dataset })
+  }
+
+  path (name: string, optional = false): string | undefined {
+    const value = this.q.get(name)
+    if (value == null || value === '') {
+      if (optional) return undefined
+      throw new ApiError(400, 'invalid_argument', `${name}: missing`)
+    }
+    return invalidAsBadRequest(() => { checkRelativePath(value, name); return value })
+  }
+
+  /** A path prefix: a path, optionally ending in '/'. */
+  prefix (): string {
+    const value = this.q.get('prefix') ?? ''
+    if (value === '') return ''
+    const trimmed = value.endsWith('/') ? value.slice(0, -1) : value
+    invalidAsBadRequest(() => { checkRelativePath(trimmed, 'prefix') })
+    return value
+  }
+
+  int (name: string, fallback: number | undefined, min: number, max: number): number {
+    const raw = this.q.get(name)
+    if (raw == null || raw === '') {
+      if (fallback == null) throw new ApiError(400, 'invalid_argument', `${name}: missing`)
+      return fallback
+    }
+    const n = Number(raw)
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new ApiError(400, 'invalid_argument', `${name}: expected an integer in [${min}, ${max}]`)
+    return n
+  }
+
+  limit (): number {
+    return this.int('limit', DEFAULT_LIMIT, 1, MAX_LIMIT)
+  }
+
+  peer (): string {
+    const value = this.q.get('peer') ?? ''
+    return invalidAsBadRequest(() => { checkPeerIdText(value, 'peer'); return value })
+  }
+}
+
+function invalidAsBadRequest<T> (fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof InvalidMessageError) throw new ApiError(400, 'invalid_argument', err.message)
+    throw err
+  }
 }
 
 export class ApiError extends Error {
@@ -69,16 +135,24 @@ export class ApiServer {
         case '/v1/status':
           return send(res, 200, this.backend.status())
         case '/v1/where': {
-          const dataset = url.searchParams.get('dataset') ?? ''
-          const path = url.searchParams.get('path') ?? ''
-          try {
-            checkDatasetName(dataset, 'dataset')
-            checkRelativePath(path, 'path')
-          } catch (err) {
-            if (err instanceof InvalidMessageError) throw new ApiError(400, 'invalid_argument', err.message)
-            throw err
-          }
-          return send(res, 200, this.backend.where(dataset, path))
+          const p = new Params(url.searchParams)
+          return send(res, 200, this.backend.where(p.dataset(), p.path('path') as string))
+        }
+        case '/v1/files': {
+          const p = new Params(url.searchParams)
+          return send(res, 200, this.backend.files(p.dataset(), p.prefix(), p.limit(), p.path('after', true)))
+        }
+        case '/v1/lacking': {
+          const p = new Params(url.searchParams)
+          return send(res, 200, this.backend.lacking(p.peer(), p.dataset(), p.limit(), p.path('after', true)))
+        }
+        case '/v1/replicas': {
+          const p = new Params(url.searchParams)
+          return send(res, 200, this.backend.replicas(p.int('below', undefined, 1, 1_000_000), p.limit()))
+        }
+        case '/v1/conflicts': {
+          const p = new Params(url.searchParams)
+          return send(res, 200, this.backend.conflicts(p.limit()))
         }
         case '/v1/transfers':
           return send(res, 200, this.backend.transfers())

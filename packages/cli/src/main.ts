@@ -1,6 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { runAgent } from './commands/agent.js'
-import { runStatus, runWhere } from './commands/query.js'
+import { runLs, runStatus, runWhere } from './commands/query.js'
 import { EXIT_USAGE } from './exit-codes.js'
 import { isLogLevel } from './log.js'
 
@@ -11,6 +11,12 @@ function collect (value: string, previous: string[] | undefined): string[] {
 function positiveInt (value: string): number {
   const n = Number(value)
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer (milliseconds)')
+  return n
+}
+
+function positiveCount (value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0 || n > 10_000) throw new InvalidArgumentError('expected an integer from 1 to 10000')
   return n
 }
 
@@ -54,6 +60,15 @@ function program (setExit: (code: number) => void): Command {
     .option('--socket <path>', SOCKET_HELP)
     .option('--json', 'print JSON')
     .action(async (file, opts) => { setExit(await runWhere(file, opts)) })
+
+  cmd.command('ls')
+    .description('files of a dataset known anywhere in the cluster, with their replica counts')
+    .argument('<dataset[/prefix]>', 'a dataset, optionally followed by a path prefix')
+    .option('--limit <n>', 'at most this many files (default 1000)', positiveCount)
+    .option('--after <path>', 'start after this path (for paging)')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (target, opts) => { setExit(await runLs(target, opts)) })
 
   return cmd
 }

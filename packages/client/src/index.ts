@@ -42,6 +42,8 @@ export interface PeerStatus {
   /** Not heard from within the stale period: its record is kept but may be out of date. */
   stale: boolean
   files: number
+  /** Files of its datasets it does not hold at their newest version. */
+  lacking: number
 }
 
 export interface HolderInfo {
@@ -62,6 +64,36 @@ export interface WhereResponse {
   version: number | null
   deleted: boolean
   holders: HolderInfo[]
+}
+
+/** GET /v1/files?dataset=&prefix=&limit=&after= */
+export interface FilesResponse {
+  dataset: string
+  prefix: string
+  files: Array<{ path: string, version: number, deleted: boolean, size: number, replicas: number, holders: number }>
+  /** Pass as `after` for the next page; null at the end. */
+  next: string | null
+}
+
+/** GET /v1/lacking?peer=&dataset=&limit=&after= */
+export interface LackingResponse {
+  peerId: string
+  dataset: string
+  /** All files this node lacks, across its datasets. */
+  count: number
+  files: string[]
+  next: string | null
+}
+
+/** GET /v1/replicas?below=&limit= */
+export interface ReplicasResponse {
+  below: number
+  files: Array<{ dataset: string, path: string, replicas: number }>
+}
+
+/** GET /v1/conflicts?limit= */
+export interface ConflictsResponse {
+  conflicts: Array<{ dataset: string, path: string, holders: Array<{ peerId: string, name: string, version: number, contentId: string }> }>
 }
 
 export interface TransferInfo {
@@ -108,6 +140,12 @@ export interface ClientOptions {
   timeoutMs?: number
 }
 
+function query (params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, String(v))
+  return q.toString()
+}
+
 /** A typed client of the agent's local API (HTTP/1.1 + JSON over a Unix socket). */
 export class ShoalClient {
   private readonly timeoutMs: number
@@ -122,6 +160,22 @@ export class ShoalClient {
 
   where (dataset: string, path: string): Promise<WhereResponse> {
     return this.get(`/v1/where?${new URLSearchParams({ dataset, path }).toString()}`)
+  }
+
+  files (dataset: string, options: { prefix?: string, limit?: number, after?: string } = {}): Promise<FilesResponse> {
+    return this.get(`/v1/files?${query({ dataset, ...options })}`)
+  }
+
+  lacking (peerId: string, dataset: string, options: { limit?: number, after?: string } = {}): Promise<LackingResponse> {
+    return this.get(`/v1/lacking?${query({ peer: peerId, dataset, ...options })}`)
+  }
+
+  replicas (below: number, options: { limit?: number } = {}): Promise<ReplicasResponse> {
+    return this.get(`/v1/replicas?${query({ below, ...options })}`)
+  }
+
+  conflicts (options: { limit?: number } = {}): Promise<ConflictsResponse> {
+    return this.get(`/v1/conflicts?${query(options)}`)
   }
 
   transfers (): Promise<TransfersResponse> {

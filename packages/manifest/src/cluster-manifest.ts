@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { SortedKeys } from './sorted-keys.js'
 import type { FileEntry, NodeInfo } from '@shoal/wire'
 
 /** `dataset/path`: unambiguous because dataset names contain no '/'. */
@@ -27,6 +28,14 @@ export type DeltaResult = 'applied' | 'stale' | 'gap'
 
 export type ChangeListener = (peerId: string, changed: FileEntry[]) => void
 
+function newestOf (holders: Map<string, FileEntry>): FileEntry | undefined {
+  let best: FileEntry | undefined
+  for (const entry of holders.values()) {
+    if (best == null || compareVersions(entry, best) > 0) best = entry
+  }
+  return best
+}
+
 function newer (a: { generation: number, sequence: number }, b: { generation: number, sequence: number }): number {
   return a.generation !== b.generation ? a.generation - b.generation : a.sequence - b.sequence
 }
@@ -47,6 +56,15 @@ export class ClusterManifest {
   private readonly byFile = new Map<string, Map<string, FileEntry>>()
   private readonly listeners: ChangeListener[] = []
   private cachedDigest?: Uint8Array
+  // Derived indexes, kept up to date on every change so that queries never scan.
+  private readonly pathsByDataset = new Map<string, SortedKeys>()
+  private readonly replicaCount = new Map<string, number>()
+  private readonly byReplicaCount = new Map<number, Set<string>>()
+  private readonly conflictKeys = new Set<string>()
+  private readonly members = new Map<string, Set<string>>()
+  private readonly lackCount = new Map<string, number>()
+  /** Lackers of each key touched by the change in progress, as they were before it. */
+  private readonly lackersBefore = new Map<string, string[]>()
 
   onChange (listener: ChangeListener): void {
     this.listeners.push(listener)
@@ -72,8 +90,26 @@ export class ClusterManifest {
     if (known == null) return
     known.lastHeard = Math.max(known.lastHeard, now)
     if (info.generation === known.info.generation) {
-      known.info = { ...known.info, name: info.name, addrs: info.addrs, role: info.role }
+      this.setInfo(known, { ...known.info, name: info.name, addrs: info.addrs, role: info.role, datasets: info.datasets })
     }
+  }
+
+  /** Sets a node's self-description; a change of its datasets changes what it lacks. */
+  private setInfo (record: NodeRecord, info: NodeInfo): void {
+    const before = record.info.datasets ?? []
+    const after = info.datasets ?? []
+    record.info = info
+    if (before.length === after.length && before.every((d, i) => d === after[i])) return
+    for (const dataset of new Set([...before, ...after])) {
+      const keys = this.pathsByDataset.get(dataset)?.range(`${dataset}/`, undefined, Number.MAX_SAFE_INTEGER) ?? []
+      for (const key of keys) this.beforeChange(key)
+      let members = this.members.get(dataset)
+      if (members == null) this.members.set(dataset, members = new Set())
+      if (after.includes(dataset)) members.add(record.peerId)
+      else members.delete(record.peerId)
+      if (members.size === 0) this.members.delete(dataset)
+    }
+    this.afterChanges()
   }
 
   /**
@@ -102,7 +138,8 @@ export class ClusterManifest {
       this.setEntry(peerId, known, key, entry)
       changed.push(entry)
     }
-    known.info = info
+    this.afterChanges()
+    this.setInfo(known, info)
     known.lastHeard = Math.max(known.lastHeard, now)
     this.emit(peerId, changed)
     return 'applied'
@@ -112,13 +149,19 @@ export class ClusterManifest {
   replaceRecord (peerId: string, info: NodeInfo, entries: FileEntry[], now = Date.now()): void {
     const known = this.nodes.get(peerId)
     if (known != null && newer(info, known.info) < 0) return
-    const record: NodeRecord = known ?? { peerId, info, lastHeard: now, entries: new Map() }
+    const record: NodeRecord = known ?? { peerId, info: { ...info, datasets: [] }, lastHeard: now, entries: new Map() }
+    this.nodes.set(peerId, record)
     const next = new Map(entries.map(e => [fileKey(e.dataset, e.path), e]))
     const changed: FileEntry[] = []
     for (const [key, old] of record.entries) {
       if (!next.has(key)) {
-        this.byFile.get(key)?.delete(peerId)
-        if (this.byFile.get(key)?.size === 0) this.byFile.delete(key)
+        this.beforeChange(key)
+        const holders = this.byFile.get(key)
+        holders?.delete(peerId)
+        if (holders?.size === 0) {
+          this.byFile.delete(key)
+          this.pathsByDataset.get(old.dataset)?.delete(key)
+        }
         record.entries.delete(key)
         changed.push({ ...old, deleted: true })
       }
@@ -129,20 +172,86 @@ export class ClusterManifest {
       this.setEntry(peerId, record, key, entry)
       changed.push(entry)
     }
-    record.info = info
+    this.afterChanges()
+    this.setInfo(record, info)
     record.lastHeard = Math.max(record.lastHeard, now)
-    this.nodes.set(peerId, record)
     this.emit(peerId, changed)
   }
 
   private setEntry (peerId: string, record: NodeRecord, key: string, entry: FileEntry): void {
+    this.beforeChange(key)
     record.entries.set(key, entry)
     let holders = this.byFile.get(key)
     if (holders == null) {
       holders = new Map()
       this.byFile.set(key, holders)
+      let paths = this.pathsByDataset.get(entry.dataset)
+      if (paths == null) this.pathsByDataset.set(entry.dataset, paths = new SortedKeys())
+      paths.add(key)
     }
     holders.set(peerId, entry)
+  }
+
+  /** Members of a key's dataset that do not hold its newest live content. */
+  private lackersOf (key: string): string[] {
+    const holders = this.byFile.get(key)
+    if (holders == null) return []
+    const newest = newestOf(holders)
+    if (newest == null || newest.deleted) return []
+    const members = this.members.get(newest.dataset)
+    if (members == null) return []
+    const out: string[] = []
+    for (const peerId of members) {
+      const entry = holders.get(peerId)
+      if (entry == null || entry.deleted || Buffer.compare(entry.contentId, newest.contentId) !== 0) out.push(peerId)
+    }
+    return out
+  }
+
+  private beforeChange (key: string): void {
+    if (!this.lackersBefore.has(key)) this.lackersBefore.set(key, this.lackersOf(key))
+  }
+
+  /** Brings every derived index up to date for the keys touched since beforeChange. */
+  private afterChanges (): void {
+    for (const [key, before] of this.lackersBefore) {
+      for (const peerId of before) this.lackCount.set(peerId, (this.lackCount.get(peerId) ?? 1) - 1)
+      for (const peerId of this.lackersOf(key)) this.lackCount.set(peerId, (this.lackCount.get(peerId) ?? 0) + 1)
+      this.refreshReplicas(key)
+    }
+    this.lackersBefore.clear()
+  }
+
+  private refreshReplicas (key: string): void {
+    const holders = this.byFile.get(key)
+    const newest = holders == null ? undefined : newestOf(holders)
+    const old = this.replicaCount.get(key)
+    let count: number | undefined
+    let conflict = false
+    if (holders != null && newest != null && !newest.deleted) {
+      count = 0
+      for (const entry of holders.values()) {
+        if (entry.deleted) continue
+        if (Buffer.compare(entry.contentId, newest.contentId) === 0) count++
+        else if (entry.version === newest.version) conflict = true
+      }
+    }
+    if (conflict) this.conflictKeys.add(key)
+    else this.conflictKeys.delete(key)
+    if (old === count) return
+    if (old != null) {
+      const bucket = this.byReplicaCount.get(old)
+      bucket?.delete(key)
+      if (bucket?.size === 0) this.byReplicaCount.delete(old)
+    }
+    if (count == null) {
+      this.replicaCount.delete(key)
+      return
+    }
+    this.replicaCount.set(key, count)
+    let bucket = this.byReplicaCount.get(count)
+    if (bucket == null) this.byReplicaCount.set(count, bucket = new Set())
+    bucket.add(key)
   }
 
   private emit (peerId: string, changed: FileEntry[]): void {
@@ -187,11 +296,71 @@ export class ClusterManifest {
 
   /** The newest version of a path anywhere in the cluster (possibly a tombstone). */
   newest (dataset: string, path: string): FileEntry | undefined {
-    let best: FileEntry | undefined
-    for (const entry of this.entriesFor(dataset, path).values()) {
-      if (best == null || compareVersions(entry, best) > 0) best = entry
+    return newestOf(this.entriesFor(dataset, path))
+  }
+
+  /** Paths of a dataset under a prefix, in order, from after `after` (a path), up to `limit`. */
+  list (dataset: string, prefix: string, limit: number, after?: string): string[] {
+    const base = `${dataset}/`
+    const keys = this.pathsByDataset.get(dataset)?.range(base + prefix, after == null ? undefined : base + after, limit) ?? []
+    return keys.map(k => k.slice(base.length))
+  }
+
+  /** Live copies of the newest content of a path; undefined when the path is deleted or unknown. */
+  replicas (dataset: string, path: string): number | undefined {
+    return this.replicaCount.get(fileKey(dataset, path))
+  }
+
+  /** Live files (`dataset/path` keys) with fewer than `count` complete copies, up to `limit`. */
+  belowReplicas (count: number, limit: number): string[] {
+    const out: string[] = []
+    for (let n = 0; n < count && out.length < limit; n++) {
+      for (const key of this.byReplicaCount.get(n) ?? []) {
+        out.push(key)
+        if (out.length >= limit) break
+      }
     }
-    return best
+    return out
+  }
+
+  /** Paths whose live copies hold different content at the same version (concurrent edits). */
+  conflicts (limit: number): string[] {
+    const out: string[] = []
+    for (const key of this.conflictKeys) {
+      if (out.length >= limit) break
+      out.push(key)
+    }
+    return out
+  }
+
+  /** How many live files of its datasets a node does not hold at their newest content. */
+  lacking (peerId: string): number {
+    return this.lackCount.get(peerId) ?? 0
+  }
+
+  /** The files of `dataset` that a node lacks, in path order, from after `after`, up to `limit`. */
+  lackingFiles (peerId: string, dataset: string, limit: number, after?: string): string[] {
+    if (!(this.members.get(dataset)?.has(peerId) ?? false) || this.lacking(peerId) === 0) return []
+    const out: string[] = []
+    let cursor = after
+    // Walk the dataset's paths in pages; each step is an index lookup, not a disk scan.
+    for (;;) {
+      const page = this.list(dataset, '', 1024, cursor)
+      for (const path of page) {
+        const key = fileKey(dataset, path)
+        if (this.lackersOf(key).includes(peerId)) {
+          out.push(path)
+          if (out.length >= limit) return out
+        }
+      }
+      if (page.length < 1024) return out
+      cursor = page[page.length - 1]
+    }
+  }
+
+  /** Nodes not heard from within `staleAfterMs`. */
+  staleNodes (staleAfterMs: number, now = Date.now()): string[] {
+    return this.allNodes().filter(r => now - r.lastHeard > staleAfterMs).map(r => r.peerId)
   }
 
   /** The nodes that hold a live copy of a path, newest versions first. */

@@ -43,6 +43,7 @@ export const MAX_PATH_BYTES = 4096
 export const MAX_PATH_SEGMENT_BYTES = 255
 export const MAX_ADDR_LENGTH = 256
 export const MAX_ADDRS = 32
+export const MAX_DATASETS = 64
 export const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER
 /** The hash list of the largest file at the largest chunk size must fit in one response. */
 export const MAX_CHUNKS_PER_FILE = Math.floor((MAX_CHUNK_RESPONSE_BYTES - 1024) / HASH_BYTES)

@@ -305,6 +305,7 @@ export interface NodeInfo {
   sequence: number
   addrs: string[]
   role: string
+  datasets: string[]
 }
 
 export namespace NodeInfo {
@@ -344,6 +345,13 @@ export namespace NodeInfo {
           w.string(obj.role)
         }
 
+        if (obj.datasets != null && obj.datasets.length > 0) {
+          for (const value of obj.datasets) {
+            w.uint32(50)
+            w.string(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -353,7 +361,8 @@ export namespace NodeInfo {
           generation: 0,
           sequence: 0,
           addrs: [],
-          role: ''
+          role: '',
+          datasets: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -390,6 +399,18 @@ export namespace NodeInfo {
               obj.role = reader.string()
               break
             }
+            case 6: {
+              if (opts.limits?.datasets != null && obj.datasets.length === opts.limits.datasets) {
+                throw new MaxLengthError('Decode error - repeated field "datasets" had too many elements')
+              }
+
+              if (obj.datasets.length === 64) {
+                throw new MaxLengthError('Decode error - repeated field "datasets" had too many elements')
+              }
+
+              obj.datasets.push(reader.string())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -400,7 +421,8 @@ export namespace NodeInfo {
         return obj
       }, function * (reader, length, prefix, opts = {}) {
         const obj = {
-          addrs: 32
+          addrs: 32,
+          datasets: 64
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -456,6 +478,25 @@ export namespace NodeInfo {
               }
               break
             }
+            case 6: {
+              if (opts.limits?.datasets != null && obj.datasets === opts.limits.datasets) {
+                throw new MaxLengthError('Streaming decode error - repeated field "datasets" had too many elements')
+              }
+
+              if (obj.datasets === 64) {
+                throw new MaxLengthError('Streaming decode error - repeated field "datasets" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.datasets[]`,
+                index: obj.datasets,
+                value: reader.string()
+              }
+
+              obj.datasets++
+
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -494,6 +535,12 @@ export namespace NodeInfo {
     value: string
   }
 
+  export interface NodeInfoDatasetsFieldEvent {
+    field: '$.datasets[]'
+    index: number
+    value: string
+  }
+
   export function encode (obj: Partial<NodeInfo>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, NodeInfo.codec())
   }
@@ -502,7 +549,7 @@ export namespace NodeInfo {
     return decodeMessage(buf, NodeInfo.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NodeInfo>): Generator<NodeInfoNameFieldEvent | NodeInfoGenerationFieldEvent | NodeInfoSequenceFieldEvent | NodeInfoAddrsFieldEvent | NodeInfoRoleFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<NodeInfo>): Generator<NodeInfoNameFieldEvent | NodeInfoGenerationFieldEvent | NodeInfoSequenceFieldEvent | NodeInfoAddrsFieldEvent | NodeInfoRoleFieldEvent | NodeInfoDatasetsFieldEvent> {
     return streamMessage(buf, NodeInfo.codec(), opts)
   }
 }
@@ -690,6 +737,12 @@ export namespace Announcement {
     value: string
   }
 
+  export interface AnnouncementNodeDatasetsFieldEvent {
+    field: '$.node.datasets[]'
+    index: number
+    value: string
+  }
+
   export interface AnnouncementFromSequenceFieldEvent {
     field: '$.fromSequence'
     value: number
@@ -763,7 +816,7 @@ export namespace Announcement {
     return decodeMessage(buf, Announcement.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announcement>): Generator<AnnouncementNodeNameFieldEvent | AnnouncementNodeGenerationFieldEvent | AnnouncementNodeSequenceFieldEvent | AnnouncementNodeAddrsFieldEvent | AnnouncementNodeRoleFieldEvent | AnnouncementFromSequenceFieldEvent | AnnouncementEntriesDatasetFieldEvent | AnnouncementEntriesPathFieldEvent | AnnouncementEntriesSizeFieldEvent | AnnouncementEntriesMtimeMsFieldEvent | AnnouncementEntriesModeFieldEvent | AnnouncementEntriesContentIdFieldEvent | AnnouncementEntriesChunkSizeFieldEvent | AnnouncementEntriesVersionFieldEvent | AnnouncementEntriesDeletedFieldEvent | AnnouncementEntriesSeqFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announcement>): Generator<AnnouncementNodeNameFieldEvent | AnnouncementNodeGenerationFieldEvent | AnnouncementNodeSequenceFieldEvent | AnnouncementNodeAddrsFieldEvent | AnnouncementNodeRoleFieldEvent | AnnouncementNodeDatasetsFieldEvent | AnnouncementFromSequenceFieldEvent | AnnouncementEntriesDatasetFieldEvent | AnnouncementEntriesPathFieldEvent | AnnouncementEntriesSizeFieldEvent | AnnouncementEntriesMtimeMsFieldEvent | AnnouncementEntriesModeFieldEvent | AnnouncementEntriesContentIdFieldEvent | AnnouncementEntriesChunkSizeFieldEvent | AnnouncementEntriesVersionFieldEvent | AnnouncementEntriesDeletedFieldEvent | AnnouncementEntriesSeqFieldEvent> {
     return streamMessage(buf, Announcement.codec(), opts)
   }
 }
@@ -902,6 +955,12 @@ export namespace Heartbeat {
     value: string
   }
 
+  export interface HeartbeatNodeDatasetsFieldEvent {
+    field: '$.node.datasets[]'
+    index: number
+    value: string
+  }
+
   export interface HeartbeatLoadFieldEvent {
     field: '$.load'
     value: LoadLevel
@@ -920,7 +979,7 @@ export namespace Heartbeat {
     return decodeMessage(buf, Heartbeat.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatLoadFieldEvent | HeartbeatDigestFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatNodeDatasetsFieldEvent | HeartbeatLoadFieldEvent | HeartbeatDigestFieldEvent> {
     return streamMessage(buf, Heartbeat.codec(), opts)
   }
 }
@@ -1550,6 +1609,12 @@ export namespace ManifestPage {
     value: string
   }
 
+  export interface ManifestPageNodeDatasetsFieldEvent {
+    field: '$.node.datasets[]'
+    index: number
+    value: string
+  }
+
   export interface ManifestPageFullFieldEvent {
     field: '$.full'
     value: boolean
@@ -1628,7 +1693,7 @@ export namespace ManifestPage {
     return decodeMessage(buf, ManifestPage.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestPage>): Generator<ManifestPageNodeNameFieldEvent | ManifestPageNodeGenerationFieldEvent | ManifestPageNodeSequenceFieldEvent | ManifestPageNodeAddrsFieldEvent | ManifestPageNodeRoleFieldEvent | ManifestPageFullFieldEvent | ManifestPageEntriesDatasetFieldEvent | ManifestPageEntriesPathFieldEvent | ManifestPageEntriesSizeFieldEvent | ManifestPageEntriesMtimeMsFieldEvent | ManifestPageEntriesModeFieldEvent | ManifestPageEntriesContentIdFieldEvent | ManifestPageEntriesChunkSizeFieldEvent | ManifestPageEntriesVersionFieldEvent | ManifestPageEntriesDeletedFieldEvent | ManifestPageEntriesSeqFieldEvent | ManifestPageLastFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestPage>): Generator<ManifestPageNodeNameFieldEvent | ManifestPageNodeGenerationFieldEvent | ManifestPageNodeSequenceFieldEvent | ManifestPageNodeAddrsFieldEvent | ManifestPageNodeRoleFieldEvent | ManifestPageNodeDatasetsFieldEvent | ManifestPageFullFieldEvent | ManifestPageEntriesDatasetFieldEvent | ManifestPageEntriesPathFieldEvent | ManifestPageEntriesSizeFieldEvent | ManifestPageEntriesMtimeMsFieldEvent | ManifestPageEntriesModeFieldEvent | ManifestPageEntriesContentIdFieldEvent | ManifestPageEntriesChunkSizeFieldEvent | ManifestPageEntriesVersionFieldEvent | ManifestPageEntriesDeletedFieldEvent | ManifestPageEntriesSeqFieldEvent | ManifestPageLastFieldEvent> {
     return streamMessage(buf, ManifestPage.codec(), opts)
   }
 }

@@ -1,6 +1,6 @@
 import {
   HASH_BYTES, MAX_ADDR_LENGTH, MAX_ADDRS, MAX_CHUNK_SIZE, MAX_CHUNKS_PER_FILE, MAX_DATASET_NAME_LENGTH,
-  MAX_FILE_SIZE, MAX_NAME_LENGTH, MAX_NODES, MAX_PEER_ID_LENGTH, MAX_PATH_BYTES, MAX_PATH_SEGMENT_BYTES, MIN_CHUNK_SIZE
+  MAX_DATASETS, MAX_FILE_SIZE, MAX_NAME_LENGTH, MAX_NODES, MAX_PEER_ID_LENGTH, MAX_PATH_BYTES, MAX_PATH_SEGMENT_BYTES, MIN_CHUNK_SIZE
 } from './constants.js'
 import type { FileEntry, NodeInfo } from './shoal.js'
 
@@ -90,6 +90,9 @@ export function checkNodeInfo (node: NodeInfo | undefined, field = 'node'): asse
     if (addr.length > MAX_ADDR_LENGTH || !addr.startsWith('/') || CONTROL.test(addr)) throw new InvalidMessageError(`${field}.addrs`, 'invalid address')
   }
   if (node.role.length > MAX_NAME_LENGTH || CONTROL.test(node.role)) throw new InvalidMessageError(`${field}.role`, 'invalid role')
+  if (node.datasets.length > MAX_DATASETS) throw new InvalidMessageError(`${field}.datasets`, 'too many datasets')
+  node.datasets.forEach((d, i) => { checkDatasetName(d, `${field}.datasets[${i}]`) })
+  if (new Set(node.datasets).size !== node.datasets.length) throw new InvalidMessageError(`${field}.datasets`, 'a dataset is listed twice')
 }
 
 /** Entries of one message: each valid, sequences within the node's, no path twice. */

@@ -74,3 +74,27 @@ export async function runWhere (file: string, flags: QueryFlags): Promise<number
       ...where.holders.map(h => [h.peerId + (h.self ? ' (this node)' : ''), h.name || '-', h.complete ? 'yes' : 'no', String(h.version), String(h.size)])]))
   })
 }
+
+export async function runLs (target: string, flags: QueryFlags & { limit?: number, after?: string }): Promise<number> {
+  const slash = target.indexOf('/')
+  const dataset = slash < 0 ? target : target.slice(0, slash)
+  const prefix = slash < 0 ? '' : target.slice(slash + 1)
+  if (dataset === '') {
+    process.stderr.write(`shoal ls: expected DATASET or DATASET/PREFIX, not ${JSON.stringify(target)}\n`)
+    return EXIT_USAGE
+  }
+  return await run(async () => {
+    const files = await clientFor(flags).files(dataset, { prefix, limit: flags.limit, after: flags.after })
+    if (flags.json === true) {
+      process.stdout.write(JSON.stringify(files, null, 2) + '\n')
+      return
+    }
+    if (files.files.length === 0) {
+      process.stdout.write(`no files under ${target}\n`)
+      return
+    }
+    process.stdout.write(table([['PATH', 'VERSION', 'SIZE', 'REPLICAS', 'STATE'],
+      ...files.files.map(f => [f.path, String(f.version), String(f.size), String(f.replicas), f.deleted ? 'deleted' : 'live'])]))
+    if (files.next != null) process.stdout.write(`(more: --after ${JSON.stringify(files.next)})\n`)
+  })
+}
