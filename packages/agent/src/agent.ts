@@ -8,7 +8,7 @@ import { ChunkClient, ChunkServer } from '@shoal/transfer'
 import { PROTOCOL_CHUNK } from '@shoal/wire'
 import { ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { CLUSTER_NAME, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
+import { ANNOUNCE_BATCH_MS, CLUSTER_NAME, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
@@ -43,7 +43,8 @@ export class Agent {
   private generation = 0
   private scanQueued = false
   private scanTimer?: NodeJS.Timeout
-  private announceQueue = new SerialQueue()
+  private readonly announceQueue = new SerialQueue()
+  private announceTimer?: NodeJS.Timeout
   private stopping = false
   private scans = 0
   readonly events = new EventHub()
@@ -214,7 +215,12 @@ export class Agent {
     const selfId = this.node.peerId.toString()
     const known = this.cluster.node(selfId)?.info.sequence ?? 0
     this.cluster.applyDelta(selfId, this.selfInfo(), known, this.index.changedSince(known).map(toWireEntry))
-    void this.announceQueue.run(async () => await this.gossip?.announce())
+    // Changes within a short window go out as one announcement (split if large).
+    if (this.announceTimer != null) return
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined
+      void this.announceQueue.run(async () => await this.gossip?.announce())
+    }, ANNOUNCE_BATCH_MS)
   }
 
   private watchDatasets (): void {
@@ -388,6 +394,7 @@ export class Agent {
     const work = async (): Promise<void> => {
       for (const t of this.timers) clearInterval(t)
       if (this.scanTimer != null) clearTimeout(this.scanTimer)
+      if (this.announceTimer != null) clearTimeout(this.announceTimer)
       for (const w of this.watchers) w.close()
       this.gossip?.stop()
       await this.api?.close().catch(() => {})

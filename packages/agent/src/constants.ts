@@ -8,6 +8,8 @@ export const SOCKET_NAME = 'agent.sock'
 export const CLUSTER_NAME = 'main'
 
 export const HEARTBEAT_INTERVAL_MS = 2_000
+/** Local changes within this window are announced together. */
+export const ANNOUNCE_BATCH_MS = 20
 /** A node not heard from for this long is shown as stale. */
 export const STALE_AFTER_MS = 30_000
 /** Full rescan even when the watcher saw nothing (it can miss events). */
