@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest'
+import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, pickChunks } from '../src/index.js'
+
+describe('Bitfield', () => {
+  it('sets, clears and counts bits, and round-trips through bytes', () => {
+    const b = new Bitfield(10)
+    expect(b.bytes.length).toBe(2)
+    b.set(0); b.set(9); b.set(9)
+    expect(b.count).toBe(2)
+    expect(b.has(9)).toBe(true)
+    expect(b.has(10)).toBe(false)
+    expect(() => b.set(10)).toThrow(RangeError)
+    const copy = new Bitfield(10, b.bytes)
+    expect(copy.missing()).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    copy.clear(0)
+    expect(copy.count).toBe(1)
+    expect(Bitfield.full(10).complete).toBe(true)
+  })
+
+  it('ignores bits past the end and rejects a wrong length', () => {
+    expect(new Bitfield(3, new Uint8Array([0xff])).count).toBe(3)
+    expect(() => new Bitfield(9, new Uint8Array(1))).toThrow(RangeError)
+  })
+})
+
+describe('CircuitBreaker', () => {
+  it('opens after repeated failures, half-opens after the cool-down, closes on success', () => {
+    let now = 0
+    const b = new CircuitBreaker({ failureThreshold: 3, coolDownMs: 1000, now: () => now })
+    b.failure(); b.failure()
+    expect(b.state).toBe('closed')
+    b.failure()
+    expect(b.state).toBe('open')
+    expect(b.allow()).toBe(false)
+    now = 1000
+    expect(b.state).toBe('half-open')
+    expect(b.allow()).toBe(true)
+    expect(b.allow()).toBe(false)
+    b.success()
+    expect(b.state).toBe('closed')
+  })
+
+  it('doubles the cool-down when the trial fails, and trips at once on corrupt data', () => {
+    let now = 0
+    const b = new CircuitBreaker({ failureThreshold: 3, coolDownMs: 1000, now: () => now })
+    b.trip()
+    expect(b.state).toBe('open')
+    now = 1000
+    expect(b.allow()).toBe(true)
+    b.failure()
+    expect(b.state).toBe('open')
+    now = 2500
+    expect(b.state).toBe('open')
+    now = 3000
+    expect(b.state).toBe('half-open')
+  })
+})
+
+describe('TokenBucket', () => {
+  it('lets a burst through, then paces at the rate', async () => {
+    let now = 0
+    const bucket = new TokenBucket(1000, 1000, () => now)
+    await bucket.take(1000)
+    expect(bucket.delayFor(500)).toBe(500)
+    now = 250
+    expect(bucket.delayFor(500)).toBe(250)
+    now = 1000
+    expect(bucket.delayFor(1000)).toBe(0)
+  })
+
+  it('is unlimited at rate 0', async () => {
+    const bucket = new TokenBucket(0)
+    expect(bucket.unlimited).toBe(true)
+    await bucket.take(1e12)
+  })
+
+  it('stops waiting when aborted', async () => {
+    let now = 0
+    const bucket = new TokenBucket(1, 1, () => now)
+    await bucket.take(1)
+    const controller = new AbortController()
+    const waiting = bucket.take(1, controller.signal)
+    controller.abort(new Error('cancelled'))
+    await expect(waiting).rejects.toThrow('cancelled')
+  })
+})
+
+describe('PriorityLimiter', () => {
+  it('shares bandwidth by weight while classes wait', async () => {
+    // A real clock but a fast bucket: the order of grants is what is checked, not time.
+    const limiter = new PriorityLimiter(new TokenBucket(4_000_000, 1000))
+    const order: string[] = []
+    const jobs: Array<Promise<void>> = []
+    for (let i = 0; i < 40; i++) {
+      jobs.push(limiter.take(1000, 'critical').then(() => { order.push('c') }))
+      jobs.push(limiter.take(1000, 'background').then(() => { order.push('b') }))
+    }
+    await Promise.all(jobs)
+    // Among the first 34 grants, critical (weight 16) gets about 16 for each background one.
+    const head = order.slice(0, 34)
+    const critical = head.filter(x => x === 'c').length
+    expect(critical).toBeGreaterThanOrEqual(30)
+    expect(head.filter(x => x === 'b').length).toBeGreaterThanOrEqual(1)
+    expect(order.filter(x => x === 'b')).toHaveLength(40)
+  })
+})
+
+describe('pickChunks', () => {
+  const avail = (values: number[]): Uint16Array => Uint16Array.from(values)
+
+  it('prefers rare chunks, then this node\'s offset order, and skips held and requested ones', () => {
+    const have = new Bitfield(8)
+    have.set(0)
+    const picked = pickChunks({ count: 8, have, inFlight: new Map([[1, 1]]), availability: avail([1, 1, 3, 3, 1, 3, 3, 1]), offset: 5, max: 2 })
+    // Rarest not held nor in flight: 4 and 7 (availability 1); from offset 5, 7 comes before 4.
+    expect(picked).toEqual([4, 7])
+  })
+
+  it('only picks what the peer has', () => {
+    const peerHas = new Bitfield(6)
+    peerHas.set(2); peerHas.set(5)
+    expect(pickChunks({ count: 6, have: new Bitfield(6), inFlight: new Map(), peerHas, availability: avail([1, 1, 1, 1, 1, 1]), offset: 0, max: 10 })).toEqual([2, 5])
+  })
+
+  it('races chunks in flight elsewhere only in end game', () => {
+    const have = Bitfield.full(4)
+    have.clear(3)
+    const input = { count: 4, have, inFlight: new Map([[3, 1]]), availability: avail([2, 2, 2, 2]), offset: 0, max: 4 }
+    expect(pickChunks(input)).toEqual([])
+    expect(pickChunks({ ...input, endgame: true })).toEqual([3])
+    expect(pickChunks({ ...input, endgame: true, inFlight: new Map([[3, 2]]) })).toEqual([])
+  })
+})
