@@ -13,7 +13,9 @@ export function toWireEntry (file: LocalFile): FileEntry {
     chunkSize: file.chunkSize,
     version: file.version,
     deleted: file.deleted,
-    seq: file.seq
+    seq: file.seq,
+    partial: file.partial ?? false,
+    have: Uint8Array.from(file.have ?? [])
   }
 }
 

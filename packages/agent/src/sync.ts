@@ -176,6 +176,7 @@ export class Sync {
 function toComparable (local: LocalFile): FileEntry {
   return {
     dataset: local.dataset, path: local.path, size: local.size, mtimeMs: local.mtimeMs, mode: local.mode,
-    contentId: Uint8Array.from(local.contentId), chunkSize: local.chunkSize, version: local.version, deleted: local.deleted, seq: local.seq
+    contentId: Uint8Array.from(local.contentId), chunkSize: local.chunkSize, version: local.version, deleted: local.deleted, seq: local.seq,
+    partial: false, have: new Uint8Array(0)
   }
 }

@@ -203,7 +203,7 @@ export class ClusterManifest {
     const out: string[] = []
     for (const peerId of members) {
       const entry = holders.get(peerId)
-      if (entry == null || entry.deleted || Buffer.compare(entry.contentId, newest.contentId) !== 0) out.push(peerId)
+      if (entry == null || entry.deleted || entry.partial || Buffer.compare(entry.contentId, newest.contentId) !== 0) out.push(peerId)
     }
     return out
   }
@@ -231,7 +231,7 @@ export class ClusterManifest {
     if (holders != null && newest != null && !newest.deleted) {
       count = 0
       for (const entry of holders.values()) {
-        if (entry.deleted) continue
+        if (entry.deleted || entry.partial) continue
         if (Buffer.compare(entry.contentId, newest.contentId) === 0) count++
         else if (entry.version === newest.version) conflict = true
       }
@@ -373,17 +373,23 @@ export class ClusterManifest {
         peerId,
         name: this.nodes.get(peerId)?.info.name ?? '',
         entry,
-        complete: newest != null && !newest.deleted && Buffer.compare(entry.contentId, newest.contentId) === 0
+        complete: entry.partial !== true && newest != null && !newest.deleted && Buffer.compare(entry.contentId, newest.contentId) === 0
       })
     }
     return holders.sort((a, b) => compareVersions(b.entry, a.entry) || a.peerId.localeCompare(b.peerId))
   }
 
-  /** Nodes that hold a live copy of exactly this content. */
+  /** Nodes that hold a complete live copy of exactly this content. */
   holdersOfContent (dataset: string, path: string, contentId: Uint8Array): string[] {
-    const out: string[] = []
+    return this.sourcesOf(dataset, path, contentId).filter(s => s.have == null).map(s => s.peerId)
+  }
+
+  /** Every node that can serve chunks of this content: complete holders, and receivers with the chunks in `have`. */
+  sourcesOf (dataset: string, path: string, contentId: Uint8Array): Array<{ peerId: string, have?: Uint8Array }> {
+    const out: Array<{ peerId: string, have?: Uint8Array }> = []
     for (const [peerId, entry] of this.entriesFor(dataset, path)) {
-      if (!entry.deleted && Buffer.compare(entry.contentId, contentId) === 0) out.push(peerId)
+      if (entry.deleted || Buffer.compare(entry.contentId, contentId) !== 0) continue
+      out.push(entry.partial === true ? { peerId, have: entry.have } : { peerId })
     }
     return out
   }

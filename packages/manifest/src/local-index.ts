@@ -17,6 +17,23 @@ export interface LocalFile {
   /** This node's sequence number at the last change of this entry. */
   seq: number
   deleted: boolean
+  /** Set on entries of files still being received (changedSince only): `have` is their bitfield. */
+  partial?: boolean
+  have?: Uint8Array
+}
+
+/** A file this node is receiving: the chunks it holds so far (verified), served to others. */
+export interface PartialFile {
+  dataset: string
+  path: string
+  contentId: Uint8Array
+  size: number
+  chunkSize: number
+  version: number
+  mode: number
+  mtimeMs: number
+  have: Uint8Array
+  seq: number
 }
 
 const SCHEMA = `
@@ -37,6 +54,20 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_seq ON files (seq);
 CREATE INDEX IF NOT EXISTS files_content ON files (content_id);
+CREATE TABLE IF NOT EXISTS partials (
+  dataset TEXT NOT NULL,
+  path TEXT NOT NULL,
+  content_id BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  chunk_size INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  mode INTEGER NOT NULL,
+  mtime_ms INTEGER NOT NULL,
+  have BLOB NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (dataset, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS partials_seq ON partials (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 `
 
@@ -72,7 +103,35 @@ function fromRow (row: Row): LocalFile {
   }
 }
 
-export type NewLocalFile = Omit<LocalFile, 'seq'>
+export type NewLocalFile = Omit<LocalFile, 'seq' | 'partial' | 'have'>
+
+interface PartialRow {
+  dataset: string
+  path: string
+  content_id: Uint8Array
+  size: number
+  chunk_size: number
+  version: number
+  mode: number
+  mtime_ms: number
+  have: Uint8Array
+  seq: number
+}
+
+function fromPartialRow (row: PartialRow): PartialFile {
+  return {
+    dataset: row.dataset,
+    path: row.path,
+    contentId: row.content_id,
+    size: row.size,
+    chunkSize: row.chunk_size,
+    version: row.version,
+    mode: row.mode,
+    mtimeMs: row.mtime_ms,
+    have: row.have,
+    seq: row.seq
+  }
+}
 
 /**
  * The persisted index of this node's files (node:sqlite, WAL). Every change takes the next
@@ -81,7 +140,8 @@ export type NewLocalFile = Omit<LocalFile, 'seq'>
  */
 export class LocalIndex {
   private readonly db: DatabaseSync
-  private readonly stmts: Record<'get' | 'put' | 'touch' | 'since' | 'byContent' | 'dataset' | 'getMeta' | 'setMeta', StatementSync>
+  private readonly stmts: Record<'get' | 'put' | 'touch' | 'since' | 'byContent' | 'dataset' | 'getMeta' | 'setMeta' |
+  'getPartial' | 'putPartial' | 'deletePartial' | 'partialsSince' | 'allPartials', StatementSync>
   private seq: number
 
   constructor (file: string) {
@@ -100,7 +160,15 @@ export class LocalIndex {
       byContent: this.db.prepare('SELECT * FROM files WHERE content_id = ? AND deleted = 0 LIMIT 1'),
       dataset: this.db.prepare('SELECT * FROM files WHERE dataset = ?'),
       getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?'),
-      setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+      setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      getPartial: this.db.prepare('SELECT * FROM partials WHERE dataset = ? AND path = ?'),
+      putPartial: this.db.prepare(`INSERT INTO partials (dataset, path, content_id, size, chunk_size, version, mode, mtime_ms, have, seq)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (dataset, path) DO UPDATE SET content_id = excluded.content_id, size = excluded.size, chunk_size = excluded.chunk_size,
+          version = excluded.version, mode = excluded.mode, mtime_ms = excluded.mtime_ms, have = excluded.have, seq = excluded.seq`),
+      deletePartial: this.db.prepare('DELETE FROM partials WHERE dataset = ? AND path = ?'),
+      partialsSince: this.db.prepare('SELECT * FROM partials WHERE seq > ? ORDER BY seq'),
+      allPartials: this.db.prepare('SELECT * FROM partials')
     }
     this.seq = this.getMeta('sequence') ?? 0
   }
@@ -124,13 +192,14 @@ export class LocalIndex {
     return row == null ? undefined : fromRow(row)
   }
 
-  /** Records a change: the entry takes the next sequence number. */
+  /** Records a change: the entry takes the next sequence number (and supersedes a partial one). */
   put (file: NewLocalFile): LocalFile {
     const seq = this.seq + 1
     this.db.exec('BEGIN')
     try {
       this.stmts.put.run(file.dataset, file.path, file.size, file.mtimeMs, file.ino, file.mode, file.contentId,
         file.chunkSize, file.hashes, file.version, seq, file.deleted ? 1 : 0)
+      this.stmts.deletePartial.run(file.dataset, file.path)
       this.setMeta('sequence', seq)
       this.db.exec('COMMIT')
     } catch (err) {
@@ -146,9 +215,72 @@ export class LocalIndex {
     this.stmts.touch.run(size, mtimeMs, ino, dataset, path)
   }
 
-  /** Entries changed after `seq`, oldest change first. */
+  /**
+   * Entries changed after `seq`, oldest change first, one per path: a file being received is
+   * listed as partial (with its bitfield) when that is its latest change.
+   */
   changedSince (seq: number): LocalFile[] {
-    return (this.stmts.since.all(seq) as unknown as Row[]).map(fromRow)
+    const files = (this.stmts.since.all(seq) as unknown as Row[]).map(fromRow)
+    const partials = this.partialsSince(seq)
+    if (partials.length === 0) return files
+    const byKey = new Map<string, LocalFile>()
+    for (const f of files) byKey.set(`${f.dataset}/${f.path}`, f)
+    for (const p of partials) {
+      const key = `${p.dataset}/${p.path}`
+      const other = byKey.get(key)
+      if (other != null && other.seq > p.seq) continue
+      byKey.set(key, {
+        dataset: p.dataset, path: p.path, size: p.size, mtimeMs: p.mtimeMs, ino: 0, mode: p.mode, contentId: p.contentId,
+        chunkSize: p.chunkSize, hashes: new Uint8Array(0), version: p.version, seq: p.seq, deleted: false, partial: true, have: p.have
+      })
+    }
+    return [...byKey.values()].sort((a, b) => a.seq - b.seq)
+  }
+
+  getPartial (dataset: string, path: string): PartialFile | undefined {
+    const row = this.stmts.getPartial.get(dataset, path) as PartialRow | undefined
+    return row == null ? undefined : fromPartialRow(row)
+  }
+
+  /** Records the progress of a file being received: a change, with the next sequence number. */
+  putPartial (partial: Omit<PartialFile, 'seq'>): PartialFile {
+    const seq = this.seq + 1
+    this.db.exec('BEGIN')
+    try {
+      this.stmts.putPartial.run(partial.dataset, partial.path, partial.contentId, partial.size, partial.chunkSize, partial.version,
+        partial.mode, partial.mtimeMs, partial.have, seq)
+      this.setMeta('sequence', seq)
+      this.db.exec('COMMIT')
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
+    this.seq = seq
+    return { ...partial, seq }
+  }
+
+  /**
+   * Abandons a partial file. If a complete version of the path exists it becomes the latest
+   * change again (re-recorded with a new sequence number); otherwise the partial entry stays,
+   * with an empty bitfield, so peers learn this node holds none of it.
+   */
+  dropPartial (dataset: string, path: string): void {
+    const partial = this.getPartial(dataset, path)
+    if (partial == null) return
+    const complete = this.get(dataset, path)
+    if (complete != null) {
+      this.put(complete)
+      return
+    }
+    if (partial.have.some(b => b !== 0)) this.putPartial({ ...partial, have: new Uint8Array(partial.have.length) })
+  }
+
+  partialsSince (seq: number): PartialFile[] {
+    return (this.stmts.partialsSince.all(seq) as unknown as PartialRow[]).map(fromPartialRow)
+  }
+
+  allPartials (): PartialFile[] {
+    return (this.stmts.allPartials.all() as unknown as PartialRow[]).map(fromPartialRow)
   }
 
   filesOf (dataset: string): LocalFile[] {

@@ -14,6 +14,8 @@ export interface FileEntry {
   version: number
   deleted: boolean
   seq: number
+  partial: boolean
+  have: Uint8Array<ArrayBuffer>
 }
 
 export namespace FileEntry {
@@ -76,6 +78,16 @@ export namespace FileEntry {
           w.uint64Number(obj.seq)
         }
 
+        if ((obj.partial != null && obj.partial !== false)) {
+          w.uint32(88)
+          w.bool(obj.partial)
+        }
+
+        if ((obj.have != null && obj.have.byteLength > 0)) {
+          w.uint32(98)
+          w.bytes(obj.have)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -90,7 +102,9 @@ export namespace FileEntry {
           chunkSize: 0,
           version: 0,
           deleted: false,
-          seq: 0
+          seq: 0,
+          partial: false,
+          have: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -137,6 +151,14 @@ export namespace FileEntry {
             }
             case 10: {
               obj.seq = reader.uint64Number()
+              break
+            }
+            case 11: {
+              obj.partial = reader.bool()
+              break
+            }
+            case 12: {
+              obj.have = reader.bytes()
               break
             }
             default: {
@@ -224,6 +246,20 @@ export namespace FileEntry {
               }
               break
             }
+            case 11: {
+              yield {
+                field: `${prefix}.partial`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 12: {
+              yield {
+                field: `${prefix}.have`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -286,6 +322,16 @@ export namespace FileEntry {
     value: number
   }
 
+  export interface FileEntryPartialFieldEvent {
+    field: '$.partial'
+    value: boolean
+  }
+
+  export interface FileEntryHaveFieldEvent {
+    field: '$.have'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<FileEntry>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, FileEntry.codec())
   }
@@ -294,7 +340,7 @@ export namespace FileEntry {
     return decodeMessage(buf, FileEntry.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<FileEntry>): Generator<FileEntryDatasetFieldEvent | FileEntryPathFieldEvent | FileEntrySizeFieldEvent | FileEntryMtimeMsFieldEvent | FileEntryModeFieldEvent | FileEntryContentIdFieldEvent | FileEntryChunkSizeFieldEvent | FileEntryVersionFieldEvent | FileEntryDeletedFieldEvent | FileEntrySeqFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<FileEntry>): Generator<FileEntryDatasetFieldEvent | FileEntryPathFieldEvent | FileEntrySizeFieldEvent | FileEntryMtimeMsFieldEvent | FileEntryModeFieldEvent | FileEntryContentIdFieldEvent | FileEntryChunkSizeFieldEvent | FileEntryVersionFieldEvent | FileEntryDeletedFieldEvent | FileEntrySeqFieldEvent | FileEntryPartialFieldEvent | FileEntryHaveFieldEvent> {
     return streamMessage(buf, FileEntry.codec(), opts)
   }
 }
@@ -808,6 +854,18 @@ export namespace Announcement {
     index: number
   }
 
+  export interface AnnouncementEntriesPartialFieldEvent {
+    field: '$.entries[].partial'
+    value: boolean
+    index: number
+  }
+
+  export interface AnnouncementEntriesHaveFieldEvent {
+    field: '$.entries[].have'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
   export function encode (obj: Partial<Announcement>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Announcement.codec())
   }
@@ -816,7 +874,7 @@ export namespace Announcement {
     return decodeMessage(buf, Announcement.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announcement>): Generator<AnnouncementNodeNameFieldEvent | AnnouncementNodeGenerationFieldEvent | AnnouncementNodeSequenceFieldEvent | AnnouncementNodeAddrsFieldEvent | AnnouncementNodeRoleFieldEvent | AnnouncementNodeDatasetsFieldEvent | AnnouncementFromSequenceFieldEvent | AnnouncementEntriesDatasetFieldEvent | AnnouncementEntriesPathFieldEvent | AnnouncementEntriesSizeFieldEvent | AnnouncementEntriesMtimeMsFieldEvent | AnnouncementEntriesModeFieldEvent | AnnouncementEntriesContentIdFieldEvent | AnnouncementEntriesChunkSizeFieldEvent | AnnouncementEntriesVersionFieldEvent | AnnouncementEntriesDeletedFieldEvent | AnnouncementEntriesSeqFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announcement>): Generator<AnnouncementNodeNameFieldEvent | AnnouncementNodeGenerationFieldEvent | AnnouncementNodeSequenceFieldEvent | AnnouncementNodeAddrsFieldEvent | AnnouncementNodeRoleFieldEvent | AnnouncementNodeDatasetsFieldEvent | AnnouncementFromSequenceFieldEvent | AnnouncementEntriesDatasetFieldEvent | AnnouncementEntriesPathFieldEvent | AnnouncementEntriesSizeFieldEvent | AnnouncementEntriesMtimeMsFieldEvent | AnnouncementEntriesModeFieldEvent | AnnouncementEntriesContentIdFieldEvent | AnnouncementEntriesChunkSizeFieldEvent | AnnouncementEntriesVersionFieldEvent | AnnouncementEntriesDeletedFieldEvent | AnnouncementEntriesSeqFieldEvent | AnnouncementEntriesPartialFieldEvent | AnnouncementEntriesHaveFieldEvent> {
     return streamMessage(buf, Announcement.codec(), opts)
   }
 }
@@ -1680,6 +1738,18 @@ export namespace ManifestPage {
     index: number
   }
 
+  export interface ManifestPageEntriesPartialFieldEvent {
+    field: '$.entries[].partial'
+    value: boolean
+    index: number
+  }
+
+  export interface ManifestPageEntriesHaveFieldEvent {
+    field: '$.entries[].have'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
   export interface ManifestPageLastFieldEvent {
     field: '$.last'
     value: boolean
@@ -1693,7 +1763,7 @@ export namespace ManifestPage {
     return decodeMessage(buf, ManifestPage.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestPage>): Generator<ManifestPageNodeNameFieldEvent | ManifestPageNodeGenerationFieldEvent | ManifestPageNodeSequenceFieldEvent | ManifestPageNodeAddrsFieldEvent | ManifestPageNodeRoleFieldEvent | ManifestPageNodeDatasetsFieldEvent | ManifestPageFullFieldEvent | ManifestPageEntriesDatasetFieldEvent | ManifestPageEntriesPathFieldEvent | ManifestPageEntriesSizeFieldEvent | ManifestPageEntriesMtimeMsFieldEvent | ManifestPageEntriesModeFieldEvent | ManifestPageEntriesContentIdFieldEvent | ManifestPageEntriesChunkSizeFieldEvent | ManifestPageEntriesVersionFieldEvent | ManifestPageEntriesDeletedFieldEvent | ManifestPageEntriesSeqFieldEvent | ManifestPageLastFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ManifestPage>): Generator<ManifestPageNodeNameFieldEvent | ManifestPageNodeGenerationFieldEvent | ManifestPageNodeSequenceFieldEvent | ManifestPageNodeAddrsFieldEvent | ManifestPageNodeRoleFieldEvent | ManifestPageNodeDatasetsFieldEvent | ManifestPageFullFieldEvent | ManifestPageEntriesDatasetFieldEvent | ManifestPageEntriesPathFieldEvent | ManifestPageEntriesSizeFieldEvent | ManifestPageEntriesMtimeMsFieldEvent | ManifestPageEntriesModeFieldEvent | ManifestPageEntriesContentIdFieldEvent | ManifestPageEntriesChunkSizeFieldEvent | ManifestPageEntriesVersionFieldEvent | ManifestPageEntriesDeletedFieldEvent | ManifestPageEntriesSeqFieldEvent | ManifestPageEntriesPartialFieldEvent | ManifestPageEntriesHaveFieldEvent | ManifestPageLastFieldEvent> {
     return streamMessage(buf, ManifestPage.codec(), opts)
   }
 }

@@ -68,14 +68,24 @@ export function checkFileEntry (entry: FileEntry, field = 'entry'): void {
   checkCount(entry.version, `${field}.version`)
   checkCount(entry.seq, `${field}.seq`)
   if (entry.version === 0) throw new InvalidMessageError(`${field}.version`, 'version must be at least 1')
-  if (entry.deleted) return
+  if (entry.deleted) {
+    if (entry.partial === true) throw new InvalidMessageError(`${field}.partial`, 'a tombstone cannot be partial')
+    return
+  }
   checkCount(entry.size, `${field}.size`, MAX_FILE_SIZE)
   if (!Number.isSafeInteger(entry.mtimeMs)) throw new InvalidMessageError(`${field}.mtimeMs`, 'not an integer')
   checkCount(entry.mode, `${field}.mode`, 0o7777)
   if (entry.contentId.length !== HASH_BYTES) throw new InvalidMessageError(`${field}.contentId`, `expected ${HASH_BYTES} bytes`)
   checkChunkSize(entry.chunkSize, `${field}.chunkSize`)
-  if (Math.ceil(entry.size / entry.chunkSize) > MAX_CHUNKS_PER_FILE) {
+  const chunks = Math.ceil(entry.size / entry.chunkSize)
+  if (chunks > MAX_CHUNKS_PER_FILE) {
     throw new InvalidMessageError(`${field}.size`, 'too many chunks for the chunk size')
+  }
+  const haveBytes = entry.have?.length ?? 0
+  if (entry.partial === true) {
+    if (haveBytes !== Math.ceil(chunks / 8)) throw new InvalidMessageError(`${field}.have`, `expected ${Math.ceil(chunks / 8)} bytes for ${chunks} chunks`)
+  } else if (haveBytes !== 0) {
+    throw new InvalidMessageError(`${field}.have`, 'only a partial entry has a bitfield')
   }
 }
 
@@ -90,9 +100,10 @@ export function checkNodeInfo (node: NodeInfo | undefined, field = 'node'): asse
     if (addr.length > MAX_ADDR_LENGTH || !addr.startsWith('/') || CONTROL.test(addr)) throw new InvalidMessageError(`${field}.addrs`, 'invalid address')
   }
   if (node.role.length > MAX_NAME_LENGTH || CONTROL.test(node.role)) throw new InvalidMessageError(`${field}.role`, 'invalid role')
-  if (node.datasets.length > MAX_DATASETS) throw new InvalidMessageError(`${field}.datasets`, 'too many datasets')
-  node.datasets.forEach((d, i) => { checkDatasetName(d, `${field}.datasets[${i}]`) })
-  if (new Set(node.datasets).size !== node.datasets.length) throw new InvalidMessageError(`${field}.datasets`, 'a dataset is listed twice')
+  const datasets = node.datasets ?? []
+  if (datasets.length > MAX_DATASETS) throw new InvalidMessageError(`${field}.datasets`, 'too many datasets')
+  datasets.forEach((d, i) => { checkDatasetName(d, `${field}.datasets[${i}]`) })
+  if (new Set(datasets).size !== datasets.length) throw new InvalidMessageError(`${field}.datasets`, 'a dataset is listed twice')
 }
 
 /** Entries of one message: each valid, sequences within the node's, no path twice. */

@@ -32,6 +32,8 @@ function fileEntry (fields: Partial<FileEntry> = {}): FileEntry {
     version: 1,
     deleted: false,
     seq: 1,
+    partial: false,
+    have: new Uint8Array(0),
     ...fields
   }
 }
@@ -41,7 +43,7 @@ function tombstone (fields: Partial<FileEntry> = {}): FileEntry {
 }
 
 function nodeInfo (fields: Partial<NodeInfo> = {}): NodeInfo {
-  return { name: 'gpu-01', generation: 1_700_000_000, sequence: 42, addrs: ['/ip4/10.0.0.1/tcp/4001'], role: 'persistent', ...fields }
+  return { name: 'gpu-01', generation: 1_700_000_000, sequence: 42, addrs: ['/ip4/10.0.0.1/tcp/4001'], role: 'persistent', datasets: ['models'], ...fields }
 }
 
 describe('checkRelativePath', () => {
@@ -271,6 +273,20 @@ describe('Announcement codec', () => {
     })
     // A decoded message passes the validators exactly like the original.
     expect(() => { checkNodeInfo(back.node); checkEntries(back.entries, back.node.sequence) }).not.toThrow()
+  })
+
+  it('round-trips a partial entry with its bitfield, and checks the bitfield length', () => {
+    // 3 MiB + 17 bytes at 256 KiB: 13 chunks, 2 bytes of bitfield.
+    const partial = fileEntry({ partial: true, have: new Uint8Array([0xff, 0x80]) })
+    const back = Announcement.decode(Announcement.encode({ node: nodeInfo(), fromSequence: 0, entries: [partial] }))
+    expect(back.entries[0].partial).toBe(true)
+    expect([...back.entries[0].have]).toEqual([0xff, 0x80])
+    expect(() => checkEntries(back.entries, 42)).not.toThrow()
+    expect(() => checkEntries([fileEntry({ partial: true, have: new Uint8Array(1) })], 42)).toThrow(/have/)
+    expect(() => checkEntries([fileEntry({ have: new Uint8Array(2) })], 42)).toThrow(/only a partial entry/)
+    expect(() => checkEntries([tombstone({ partial: true })], 42)).toThrow(/tombstone cannot be partial/)
+    expect(() => checkNodeInfo(nodeInfo({ datasets: ['a', 'a'] }))).toThrow(/listed twice/)
+    expect(() => checkNodeInfo(nodeInfo({ datasets: ['../x'] }))).toThrow(/invalid dataset name/)
   })
 
   it('round-trips the largest uint64 values a JS number holds exactly', () => {
