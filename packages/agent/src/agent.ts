@@ -4,11 +4,13 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ClusterManifest, DatasetUnavailableError, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
-import { ChunkClient, ChunkServer } from '@shoal/transfer'
-import { PROTOCOL_CHUNK } from '@shoal/wire'
+import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
+import { PROTOCOL_CHUNK, LoadLevel as WireLoad } from '@shoal/wire'
+import { statfs } from 'node:fs/promises'
+import { LoadMonitor } from './load.js'
 import { ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, CLUSTER_NAME, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
+import { ANNOUNCE_BATCH_MS, CLUSTER_NAME, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
@@ -20,6 +22,9 @@ import { Sync } from './sync.js'
 import { SerialQueue, silentLogger, type Logger } from './util.js'
 import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse } from '@shoal/client'
 import type { NodeInfo } from '@shoal/wire'
+
+const WIRE_LOAD: Record<LoadLevel, WireLoad> = { ok: WireLoad.OK, busy: WireLoad.BUSY, overloaded: WireLoad.OVERLOADED }
+const LOAD_NAMES: Record<string, LoadLevel> = { [WireLoad.OK]: 'ok', [WireLoad.BUSY]: 'busy', [WireLoad.OVERLOADED]: 'overloaded' }
 
 export interface AgentStartInfo {
   peerId: string
@@ -37,6 +42,11 @@ export class Agent {
   private gossip?: Gossip
   private sync?: Sync
   private readonly cluster = new ClusterManifest()
+  private engine?: TransferEngine
+  private server?: ChunkServer
+  private loadMonitor: LoadMonitor
+  private diskLow = false
+  private freeDisk: number | null = null
   private readonly indexLock = new SerialQueue()
   private readonly timers: NodeJS.Timeout[] = []
   private readonly watchers: FSWatcher[] = []
@@ -49,7 +59,30 @@ export class Agent {
   private scans = 0
   readonly events = new EventHub()
 
-  constructor (readonly config: AgentConfig, private readonly log: Logger = silentLogger) {}
+  constructor (readonly config: AgentConfig, private readonly log: Logger = silentLogger) {
+    this.loadMonitor = new LoadMonitor(config.load)
+  }
+
+  /** Test fault switch (SHOAL_FAULTS=1): force this node's load level, or clear it. */
+  forceLoad (level: LoadLevel | undefined): void {
+    this.loadMonitor.force(level)
+    void this.measureLoad()
+  }
+
+  private async measureLoad (): Promise<void> {
+    if (this.stopping) return
+    try {
+      const fs = await statfs(this.config.stateDir)
+      this.freeDisk = Number(fs.bavail) * Number(fs.bsize)
+      this.diskLow = this.freeDisk < this.config.minFreeDiskBytes
+    } catch {}
+    const uploads = (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0)
+    if (this.loadMonitor.update({ uploads, diskLow: this.diskLow })) {
+      this.log.info('load level changed', { level: this.loadMonitor.level })
+      this.events.emit({ type: 'load.changed', time: Date.now(), level: this.loadMonitor.level })
+      void this.gossip?.heartbeat()
+    }
+  }
 
   get peerId (): string {
     return this.node?.peerId.toString() ?? ''
@@ -107,18 +140,31 @@ export class Agent {
     this.node.addEventListener('peer:disconnect', (evt) => this.events.emit({ type: 'peer.disconnected', time: Date.now(), peerId: evt.detail.toString() }))
     this.cluster.replaceRecord(selfId, this.selfInfo(), index.changedSince(0).map(toWireEntry))
 
+    const client = new ChunkClient(async (peerId, protocol, { signal }) =>
+      await (this.node as ShoalNode).dialProtocol(peerIdFromString(peerId), protocol, { signal }), PROTOCOL_CHUNK)
+    const engine = new TransferEngine({
+      client,
+      limits: { downloadRate: config.limits.downloadRate, perPeerDownloadRate: config.limits.perPeerDownloadRate },
+      log: (msg, fields) => this.log.warn(msg, fields)
+    })
+    this.engine = engine
+
     const server = new ChunkServer({
       lookup: (contentId) => {
         const file = index.findByContentId(contentId)
         const dataset = file == null ? undefined : config.datasets.find(d => d.name === file.dataset)
-        if (file == null || dataset == null) return undefined
+        if (file == null || dataset == null) return engine.partialSource(contentId)
         return { path: join(dataset.path, ...file.path.split('/')), size: file.size, chunkSize: file.chunkSize, hashes: file.hashes, mtimeMs: file.mtimeMs }
       }
-    }, { log: (m) => this.log.debug(m) })
-    await this.node.handle(PROTOCOL_CHUNK, server.handle)
-
-    const client = new ChunkClient(async (peerId, protocol, { signal }) =>
-      await (this.node as ShoalNode).dialProtocol(peerIdFromString(peerId), protocol, { signal }), PROTOCOL_CHUNK)
+    }, {
+      uploadRate: config.limits.uploadRate,
+      perPeerUploadRate: config.limits.perPeerUploadRate,
+      loadLevel: () => this.loadMonitor.level,
+      corruptChunks: process.env.SHOAL_FAULT_CORRUPT_CHUNKS === '1',
+      log: (m) => this.log.debug(m)
+    })
+    this.server = server
+    await this.node.handle(PROTOCOL_CHUNK, server.handle, { maxInboundStreams: 256, maxOutboundStreams: 256 })
 
     this.gossip = new Gossip({
       node: this.node,
@@ -126,6 +172,8 @@ export class Agent {
       clusterName: CLUSTER_NAME,
       self: () => this.selfInfo(),
       changedSince: (seq) => index.changedSince(seq).map(toWireEntry),
+      load: () => WIRE_LOAD[this.loadMonitor.level],
+      onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
       log: this.log
     })
     await this.gossip.start()
@@ -135,7 +183,8 @@ export class Agent {
       datasets: config.datasets,
       index,
       cluster: this.cluster,
-      client,
+      engine,
+      minFreeDiskBytes: config.minFreeDiskBytes,
       indexLock: this.indexLock,
       onLocalChange: () => this.localChanged(),
       onTransfer: (event) => this.events.emit(event),
@@ -148,6 +197,7 @@ export class Agent {
     this.every(config.rescanIntervalMs, () => this.requestScan(0))
     this.every(config.heartbeatIntervalMs, () => { void this.gossip?.heartbeat() })
     this.every(REDIAL_INTERVAL_MS, () => { void this.redial() })
+    this.every(LOAD_INTERVAL_MS, () => { void this.measureLoad() })
     void this.redial()
 
     this.api = new ApiServer({
@@ -155,6 +205,7 @@ export class Agent {
       status: () => this.status(),
       where: (dataset, path) => this.where(dataset, path),
       transfers: () => this.transfers(),
+      forceLoad: process.env.SHOAL_FAULTS === '1' ? (level) => { this.forceLoad(level) } : undefined,
       files: (dataset, prefix, limit, after) => this.files(dataset, prefix, limit, after),
       lacking: (peerId, dataset, limit, after) => {
         const files = this.cluster.lackingFiles(peerId, dataset, limit + 1, after)
@@ -309,11 +360,12 @@ export class Agent {
         lastHeard: record.lastHeard,
         stale: Date.now() - record.lastHeard > this.config.staleAfterMs,
         lacking: this.cluster.lacking(record.peerId),
+        load: this.engine?.peers.get(record.peerId).load ?? 'ok',
         files: [...record.entries.values()].filter(e => !e.deleted).length
       })
     }
     for (const peerId of connected) {
-      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0, lacking: 0 })
+      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0, lacking: 0, load: 'ok' })
     }
     const self = this.cluster.node(selfId)
     return {
@@ -337,7 +389,23 @@ export class Agent {
         ...(this.gossip?.stats ?? { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }),
         rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
       },
-      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans }
+      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans },
+      load: {
+        level: this.loadMonitor.level,
+        uploads: (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0),
+        eventLoopDelayMs: Math.round(this.loadMonitor.eventLoopDelayMs),
+        diskLow: this.diskLow,
+        freeDiskBytes: this.freeDisk
+      },
+      transfer: {
+        uploadsActive: this.server?.stats.uploadsActive ?? 0,
+        chunksServed: this.server?.stats.chunksServed ?? 0,
+        bytesServed: this.server?.stats.bytesServed ?? 0,
+        busyReplies: this.server?.stats.busyReplies ?? 0,
+        peers: (this.engine?.peers.all() ?? []).map(p => ({
+          peerId: p.peerId, circuit: p.breaker.state, throughput: Math.round(p.throughput), load: p.load, bytesReceived: p.bytesReceived, chunksFailed: p.chunksFailed
+        }))
+      }
     }
   }
 
@@ -396,6 +464,7 @@ export class Agent {
       if (this.scanTimer != null) clearTimeout(this.scanTimer)
       if (this.announceTimer != null) clearTimeout(this.announceTimer)
       for (const w of this.watchers) w.close()
+      this.loadMonitor.stop()
       this.gossip?.stop()
       await this.api?.close().catch(() => {})
       await this.sync?.stop()

@@ -16,6 +16,8 @@ export interface ApiBackend {
   lacking: (peerId: string, dataset: string, limit: number, after?: string) => LackingResponse
   replicas: (below: number, limit: number) => ReplicasResponse
   conflicts: (limit: number) => ConflictsResponse
+  /** Only with the test fault switch on. */
+  forceLoad?: (level: 'ok' | 'busy' | 'overloaded' | undefined) => void
 }
 
 const DEFAULT_LIMIT = 1000
@@ -130,6 +132,12 @@ export class ApiServer {
     try {
       if ((req.url ?? '').length > MAX_URL_LENGTH) throw new ApiError(414, 'uri_too_long', 'request URL too long')
       const url = new URL(req.url ?? '/', 'http://shoal')
+      if (url.pathname === '/v1/debug/load' && this.backend.forceLoad != null && req.method === 'PUT') {
+        const level = url.searchParams.get('level') ?? ''
+        if (!['ok', 'busy', 'overloaded', 'auto'].includes(level)) throw new ApiError(400, 'invalid_argument', 'level: ok, busy, overloaded or auto')
+        this.backend.forceLoad(level === 'auto' ? undefined : level as 'ok' | 'busy' | 'overloaded')
+        return send(res, 200, { level })
+      }
       if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
       switch (url.pathname) {
         case '/v1/status':

@@ -2,9 +2,11 @@ import { accessSync, constants, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve, join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkDatasetName, InvalidMessageError, MAX_NAME_LENGTH } from '@shoal/wire'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { checkDatasetName, checkPeerIdText, InvalidMessageError, MAX_NAME_LENGTH } from '@shoal/wire'
+import { DEFAULT_LOAD_THRESHOLDS, type LoadThresholds } from './load.js'
 import {
-  DEFAULT_DATA_DIR, DEFAULT_DATASET, DEFAULT_PORT, DEFAULT_STATE_DIR, HEARTBEAT_INTERVAL_MS, RESCAN_INTERVAL_MS, SOCKET_NAME, STABLE_MS, STALE_AFTER_MS
+  DEFAULT_DATA_DIR, DEFAULT_DATASET, DEFAULT_PORT, DEFAULT_STATE_DIR, HEARTBEAT_INTERVAL_MS, RESCAN_INTERVAL_MS, SOCKET_NAME, STABLE_MS, STALE_AFTER_MS, DEFAULT_MIN_FREE_DISK
 } from './constants.js'
 import { ConfigError } from './errors.js'
 
@@ -31,6 +33,13 @@ export interface AgentConfig {
   stableMs: number
   /** A node not heard from for this long is marked stale in queries (never dropped). */
   staleAfterMs: number
+  /** Bandwidth limits in bytes per second; 0 = unlimited. */
+  limits: { downloadRate: number, uploadRate: number, perPeerDownloadRate: number, perPeerUploadRate: number }
+  /** Downloads are refused when they would leave less free disk than this (bytes). */
+  minFreeDiskBytes: number
+  load: LoadThresholds
+  /** Peer ids allowed to issue directives (broadcast). */
+  leaders: string[]
 }
 
 /** Options as a user gives them (flags); every field optional. */
@@ -46,6 +55,23 @@ export interface AgentOptions {
   rescanIntervalMs?: number
   stableMs?: number
   staleAfterMs?: number
+  downloadRate?: string
+  uploadRate?: string
+  perPeerDownloadRate?: string
+  perPeerUploadRate?: string
+  minFreeDisk?: string
+  leader?: string[]
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
+
+/** Parses a byte count like 1048576, 512K, 100M, 2G (binary units); for rates, per second. */
+export function parseBytes (value: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?$/i.exec(value.trim())
+  if (m == null) throw new ConfigError(`${what} ${JSON.stringify(value)} is not a byte count (examples: 0, 500K, 100M, 2G)`)
+  const n = Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()])
+  if (!Number.isSafeInteger(n)) throw new ConfigError(`${what} ${JSON.stringify(value)} is too large`)
+  return n
 }
 
 function checkMultiaddr (value: string, flag: string): string {
@@ -122,7 +148,24 @@ export function resolveConfig (options: AgentOptions, cwd = process.cwd()): Agen
     heartbeatIntervalMs: checkInterval(options.heartbeatIntervalMs, HEARTBEAT_INTERVAL_MS, 'the heartbeat interval', 100),
     rescanIntervalMs: checkInterval(options.rescanIntervalMs, RESCAN_INTERVAL_MS, 'the rescan interval', 100),
     stableMs: checkInterval(options.stableMs, STABLE_MS, 'the stability delay', 0),
-    staleAfterMs: checkInterval(options.staleAfterMs, STALE_AFTER_MS, '--stale-after-ms', 1000)
+    staleAfterMs: checkInterval(options.staleAfterMs, STALE_AFTER_MS, '--stale-after-ms', 1000),
+    limits: {
+      downloadRate: parseBytes(options.downloadRate ?? '0', '--download-rate'),
+      uploadRate: parseBytes(options.uploadRate ?? '0', '--upload-rate'),
+      perPeerDownloadRate: parseBytes(options.perPeerDownloadRate ?? '0', '--per-peer-download-rate'),
+      perPeerUploadRate: parseBytes(options.perPeerUploadRate ?? '0', '--per-peer-upload-rate')
+    },
+    minFreeDiskBytes: parseBytes(options.minFreeDisk ?? DEFAULT_MIN_FREE_DISK, '--min-free-disk'),
+    load: { ...DEFAULT_LOAD_THRESHOLDS },
+    leaders: (options.leader ?? []).map(id => {
+      try {
+        checkPeerIdText(id, 'leader')
+        peerIdFromString(id)
+      } catch {
+        throw new ConfigError(`--leader ${JSON.stringify(id)} is not a peer id (as 'shoal status' prints it, 12D3KooW...)`)
+      }
+      return id
+    })
   }
   return config
 }

@@ -31,3 +31,7 @@ export const MAX_ENTRIES_PER_PULL = 5_000_000
 export const STOP_TIMEOUT_MS = 8_000
 /** HTTP bodies accepted on the local socket. */
 export const MAX_API_BODY_BYTES = 64 * 1024
+/** Downloads are refused when they would leave less free disk than this. */
+export const DEFAULT_MIN_FREE_DISK = '1G'
+/** The load level is measured this often; a change is announced at once. */
+export const LOAD_INTERVAL_MS = 250

@@ -20,6 +20,10 @@ export interface GossipInit {
   self: () => NodeInfo
   /** This node's entries changed after `seq` (all of them for 0), oldest change first. */
   changedSince: (seq: number) => FileEntry[]
+  /** This node's load, sent in every heartbeat. */
+  load?: () => LoadLevel
+  /** A peer's load as its heartbeat says. */
+  onPeerLoad?: (peerId: string, load: LoadLevel) => void
   log: Logger
 }
 
@@ -89,7 +93,9 @@ export class Gossip {
     this.announcedSeq = self.sequence
   }
 
-  async heartbeat (load: LoadLevel = LoadLevel.OK): Promise<void> {
+  /** Publishes a heartbeat: every interval, and at once when this node's load level changes. */
+  async heartbeat (): Promise<void> {
+    const load = this.init.load?.() ?? LoadLevel.OK
     await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load, digest: Uint8Array.from(this.init.cluster.digest()) }))
     this.stats.heartbeatsSent++
   }
@@ -113,6 +119,8 @@ export class Gossip {
         checkEntries(decoded.entries, decoded.node.sequence)
       } else if (decoded.digest.length !== 0 && decoded.digest.length !== 32) {
         throw new Error('digest must be 32 bytes')
+      } else if (LoadLevel[decoded.load] == null) {
+        throw new Error('unknown load level')
       }
       return TopicValidatorResult.Accept
     } catch (err: any) {
@@ -136,6 +144,7 @@ export class Gossip {
       const hb = Heartbeat.decode(msg.data)
       if (hb.node == null) return
       cluster.heard(from, hb.node)
+      this.init.onPeerLoad?.(from, hb.load)
       if (cluster.isBehind(from, hb.node)) this.pull(from)
       else if (hb.digest.length > 0 && Buffer.compare(hb.digest, cluster.digest()) !== 0) this.summarise(from)
     }

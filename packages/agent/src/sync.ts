@@ -1,7 +1,7 @@
-import { mkdir, realpath, rename, stat, open } from 'node:fs/promises'
+import { mkdir, realpath, rename, stat, open, statfs } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { compareVersions, fileKey } from '@shoal/manifest'
-import { CommitRefusedError, downloadFile, type ChunkClient } from '@shoal/transfer'
+import { CommitRefusedError, type Priority, type TransferEngine } from '@shoal/transfer'
 import { CONCURRENT_DOWNLOADS } from './constants.js'
 import { Semaphore, type Logger, type SerialQueue } from './util.js'
 import type { DatasetConfig } from './config.js'
@@ -16,7 +16,11 @@ export interface TransferRecord {
   version: number
   state: 'queued' | 'running' | 'completed' | 'failed'
   error?: string
+  /** Bytes held so far (verified), resumed ones included. */
   bytes: number
+  priority: Priority
+  /** Chunks found verified from an earlier, interrupted run. */
+  resumedChunks?: number
   startedAt?: number
   endedAt?: number
 }
@@ -26,7 +30,9 @@ export interface SyncInit {
   datasets: DatasetConfig[]
   index: LocalIndex
   cluster: ClusterManifest
-  client: ChunkClient
+  engine: TransferEngine
+  /** Downloads are refused while the free space would drop below this many bytes. */
+  minFreeDiskBytes: number
   /** Serialises every change of the index and of dataset files (scans and commits). */
   indexLock: SerialQueue
   /** Called after a commit changed the index, so the change is announced. */
@@ -39,6 +45,10 @@ export interface SyncInit {
  * The "hold everything" policy: whenever the cluster manifest shows a newer live version of a
  * file in a dataset this node also has, fetch it. A file modified locally is never overwritten.
  */
+export class DiskLowError extends Error {
+  override name = 'DiskLowError'
+}
+
 export class Sync {
   readonly transfers = new Map<string, TransferRecord>()
   private readonly wanted = new Set<string>()
@@ -46,6 +56,9 @@ export class Sync {
   private readonly controller = new AbortController()
   private readonly running = new Set<Promise<void>>()
   private readonly datasets: Map<string, DatasetConfig>
+  /** Paths whose last attempt failed, and when they may be tried again (with growing back-off). */
+  private readonly retry = new Map<string, { at: number, delay: number }>()
+  private retryTimer?: NodeJS.Timeout
 
   constructor (private readonly init: SyncInit) {
     this.datasets = new Map(init.datasets.map(d => [d.name, d]))
@@ -60,9 +73,18 @@ export class Sync {
       if (record.peerId === this.init.selfId) continue
       for (const entry of record.entries.values()) this.consider(entry.dataset, entry.path)
     }
+    this.retryTimer = setInterval(() => {
+      const now = Date.now()
+      for (const [key, r] of this.retry) {
+        if (r.at > now) continue
+        const slash = key.indexOf('/')
+        this.consider(key.slice(0, slash), key.slice(slash + 1), true)
+      }
+    }, 1000).unref()
   }
 
   async stop (): Promise<void> {
+    clearInterval(this.retryTimer)
     this.controller.abort(new Error('agent stopping'))
     await Promise.allSettled([...this.running])
   }
@@ -78,18 +100,23 @@ export class Sync {
     return newest
   }
 
-  consider (dataset: string, path: string): void {
+  consider (dataset: string, path: string, retrying = false): void {
     const key = fileKey(dataset, path)
     if (this.wanted.has(key) || this.controller.signal.aborted) return
+    const backoff = this.retry.get(key)
+    if (backoff != null && !retrying && backoff.at > Date.now()) return
     const entry = this.target(dataset, path)
-    if (entry == null) return
+    if (entry == null) {
+      this.retry.delete(key)
+      return
+    }
     this.wanted.add(key)
-    this.transfers.set(key, { dataset, path, size: entry.size, version: entry.version, state: 'queued', bytes: 0 })
+    this.transfers.set(key, { dataset, path, size: entry.size, version: entry.version, state: 'queued', bytes: 0, priority: 'normal' })
     const p = this.limit.run(() => this.fetch(dataset, path))
       .finally(() => {
         this.wanted.delete(key)
         this.running.delete(p)
-        // A newer version may have been announced meanwhile.
+        // A newer version may have been announced meanwhile; a failed one waits for its back-off.
         if (!this.controller.signal.aborted) this.consider(dataset, path)
       })
     this.running.add(p)
@@ -107,26 +134,58 @@ export class Sync {
     this.init.onTransfer?.({ type: 'transfer.started', time: Date.now(), dataset, path, version: entry.version, bytes: 0 })
     const root = (this.datasets.get(dataset) as DatasetConfig).path
     const target = join(root, ...path.split('/'))
+    const { index } = this.init
+    const earlier = index.getPartial(dataset, path)
+    const resume = earlier != null && earlier.version === entry.version && Buffer.compare(earlier.contentId, entry.contentId) === 0 ? earlier.have : undefined
     try {
       await this.prepareParent(root, target)
-      const result = await downloadFile(this.init.client, {
+      await this.checkDisk(dirname(target), entry.size)
+      const result = await this.init.engine.download({
         target,
         contentId: entry.contentId,
         size: entry.size,
         chunkSize: entry.chunkSize,
         mode: entry.mode,
         mtimeMs: entry.mtimeMs,
-        holders: () => this.init.cluster.holdersOfContent(dataset, path, entry.contentId).filter(p => p !== this.init.selfId),
+        priority: record.priority,
+        sources: () => this.init.cluster.sourcesOf(dataset, path, entry.contentId).filter(s => s.peerId !== this.init.selfId),
+        resume,
+        onCheckpoint: (have) => {
+          if (this.controller.signal.aborted) return
+          record.bytes = Math.min(entry.size, have.count * entry.chunkSize)
+          index.putPartial({
+            dataset, path, contentId: entry.contentId, size: entry.size, chunkSize: entry.chunkSize, version: entry.version,
+            mode: entry.mode, mtimeMs: entry.mtimeMs, have: Uint8Array.from(have.bytes)
+          })
+          this.init.onLocalChange()
+        },
         commit: (partial, hashes) => this.commit(dataset, path, target, partial, entry, hashes),
         signal: this.controller.signal
       })
-      Object.assign(record, { state: 'completed', bytes: result.bytes, endedAt: Date.now() })
+      Object.assign(record, { state: 'completed', bytes: entry.size, resumedChunks: result.resumedChunks, endedAt: Date.now() })
+      this.retry.delete(key)
       this.init.onTransfer?.({ type: 'transfer.completed', time: Date.now(), dataset, path, version: entry.version, bytes: result.bytes })
       this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length })
     } catch (err: any) {
       Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
+      const delay = Math.min(60_000, (this.retry.get(key)?.delay ?? 1000) * 2)
+      this.retry.set(key, { at: Date.now() + delay, delay })
+      // A stopping agent keeps its partial state to resume; a failure withdraws it.
+      if (!this.controller.signal.aborted) {
+        index.dropPartial(dataset, path)
+        this.init.onLocalChange()
+      }
       this.init.onTransfer?.({ type: 'transfer.failed', time: Date.now(), dataset, path, version: entry.version, bytes: 0, error: err.message })
       if (!this.controller.signal.aborted) this.init.log.warn('transfer failed', { dataset, path, error: err.message })
+    }
+  }
+
+  /** Refuses a download that would leave less than the configured free space. */
+  private async checkDisk (dir: string, bytes: number): Promise<void> {
+    const fs = await statfs(dir)
+    const free = Number(fs.bavail) * Number(fs.bsize)
+    if (free - bytes < this.init.minFreeDiskBytes) {
+      throw new DiskLowError(`disk low: ${free} bytes free in ${dir}, the file needs ${bytes} and ${this.init.minFreeDiskBytes} must stay free`)
     }
   }
 

@@ -30,6 +30,16 @@ export interface StatusResponse {
     bytesHashed: number
     scans: number
   }
+  /** This node's load level and what it is computed from. */
+  load: { level: 'ok' | 'busy' | 'overloaded', uploads: number, eventLoopDelayMs: number, diskLow: boolean, freeDiskBytes: number | null }
+  transfer: {
+    uploadsActive: number
+    chunksServed: number
+    bytesServed: number
+    busyReplies: number
+    /** Per peer, as a source: circuit state, measured throughput (bytes/s), announced load, bytes received, corrupt chunks. */
+    peers: Array<{ peerId: string, circuit: 'closed' | 'open' | 'half-open', throughput: number, load: 'ok' | 'busy' | 'overloaded', bytesReceived: number, chunksFailed: number }>
+  }
 }
 
 export interface PeerStatus {
@@ -44,6 +54,8 @@ export interface PeerStatus {
   files: number
   /** Files of its datasets it does not hold at their newest version. */
   lacking: number
+  /** Its load as its last heartbeat said. */
+  load: 'ok' | 'busy' | 'overloaded'
 }
 
 export interface HolderInfo {
@@ -103,6 +115,8 @@ export interface TransferInfo {
   version: number
   state: 'queued' | 'running' | 'completed' | 'failed'
   bytes: number
+  priority: string
+  resumedChunks?: number
   error?: string
   startedAt?: number
   endedAt?: number
@@ -118,6 +132,7 @@ export type AgentEvent =
   | { type: 'file.added' | 'file.changed' | 'file.deleted', time: number, peerId: string, dataset: string, path: string, version: number, size: number }
   | { type: 'peer.connected' | 'peer.disconnected', time: number, peerId: string }
   | { type: 'transfer.started' | 'transfer.completed' | 'transfer.failed', time: number, dataset: string, path: string, version: number, bytes: number, error?: string }
+  | { type: 'load.changed', time: number, level: 'ok' | 'busy' | 'overloaded' }
 
 export interface ApiErrorBody {
   error: { code: string, message: string }

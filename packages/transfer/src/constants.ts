@@ -2,17 +2,33 @@
 
 /** Uploads served at once by one node; above it the server answers BUSY. */
 export const MAX_CONCURRENT_UPLOADS = 32
+/** Uploads served at once to one peer. */
+export const MAX_UPLOADS_PER_PEER = 8
 /** What a BUSY answer asks the requester to wait. */
 export const BUSY_RETRY_AFTER_MS = 250
+/** What a BUSY answer asks when this node is overloaded. */
+export const OVERLOADED_RETRY_AFTER_MS = 2_000
 /** A request reads its first message within this, or the stream is aborted. */
 export const REQUEST_READ_TIMEOUT_MS = 10_000
 /** One chunk request, from open to last frame. */
 export const CHUNK_REQUEST_TIMEOUT_MS = 60_000
 /** Bytes asked for in one chunk request (at least one chunk whatever its size). */
-export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+export const MAX_REQUEST_BYTES = 2 * 1024 * 1024
 /** Chunks asked for in one request. */
 export const MAX_CHUNKS_PER_REQUEST = 64
-/** Requests in flight to one peer for one file. */
-export const REQUESTS_IN_FLIGHT_PER_PEER = 2
-/** Consecutive failures after which a peer is dropped from one download. */
-export const MAX_PEER_FAILURES = 3
+/** Requests in flight to one peer for one file (one when the peer is busy). */
+export const REQUESTS_IN_FLIGHT_PER_PEER = 4
+/** Consecutive failures that open a peer's circuit. */
+export const BREAKER_FAILURE_THRESHOLD = 3
+/** How long an open circuit refuses a peer before one trial request. */
+export const BREAKER_COOL_DOWN_MS = 10_000
+/** A download that makes no progress for this long fails. */
+export const STALL_TIMEOUT_MS = 60_000
+/** The verified bitfield of a download is made durable and advertised this often. */
+export const CHECKPOINT_INTERVAL_MS = 500
+/** Sources are looked up again this often during a download (partial holders progress). */
+export const SOURCES_REFRESH_MS = 250
+/** A source that answered NOT_FOUND is left alone this long. */
+export const NOT_FOUND_BACKOFF_MS = 5_000
+/** Weight of the newest sample in a peer's throughput average. */
+export const THROUGHPUT_EWMA_ALPHA = 0.3

@@ -15,6 +15,12 @@ interface AgentFlags {
   rescanMs?: number
   stableMs?: number
   staleAfterMs?: number
+  downloadRate?: string
+  uploadRate?: string
+  perPeerDownloadRate?: string
+  perPeerUploadRate?: string
+  minFreeDisk?: string
+  leader?: string[]
 }
 
 /** `shoal agent`: runs until SIGINT or SIGTERM, then stops cleanly. */
@@ -33,7 +39,13 @@ export async function runAgent (flags: AgentFlags): Promise<number> {
       heartbeatIntervalMs: flags.heartbeatMs,
       rescanIntervalMs: flags.rescanMs,
       stableMs: flags.stableMs,
-      staleAfterMs: flags.staleAfterMs
+      staleAfterMs: flags.staleAfterMs,
+      downloadRate: flags.downloadRate,
+      uploadRate: flags.uploadRate,
+      perPeerDownloadRate: flags.perPeerDownloadRate,
+      perPeerUploadRate: flags.perPeerUploadRate,
+      minFreeDisk: flags.minFreeDisk,
+      leader: flags.leader
     })
     agent = new Agent(config, log)
     const info = await agent.start()

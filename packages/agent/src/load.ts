@@ -1,0 +1,76 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import type { LoadLevel } from '@shoal/transfer'
+
+/** When this node calls itself busy or overloaded. Documented in the agent's README. */
+export interface LoadThresholds {
+  /** Uploads in progress (or waiting for bandwidth) at which the node is busy / overloaded. */
+  busyUploads: number
+  overloadedUploads: number
+  /** Event-loop delay (p99 over the last interval, ms) at which the node is busy / overloaded. */
+  busyLoopDelayMs: number
+  overloadedLoopDelayMs: number
+}
+
+export const DEFAULT_LOAD_THRESHOLDS: LoadThresholds = {
+  busyUploads: 16,
+  overloadedUploads: 32,
+  busyLoopDelayMs: 250,
+  overloadedLoopDelayMs: 1000
+}
+
+export interface LoadInputs {
+  uploads: number
+  diskLow: boolean
+}
+
+const ORDER: LoadLevel[] = ['ok', 'busy', 'overloaded']
+
+/**
+ * Computes this node's load level from its upload queue, its free disk and its event-loop delay.
+ * A forced level (tests, operators draining a node) overrides the measurement.
+ */
+export class LoadMonitor {
+  private readonly histogram: ReturnType<typeof monitorEventLoopDelay>
+  private forced?: LoadLevel
+  private current: LoadLevel = 'ok'
+  private loopDelayMs = 0
+
+  constructor (private readonly thresholds: LoadThresholds) {
+    this.histogram = monitorEventLoopDelay({ resolution: 20 })
+    this.histogram.enable()
+  }
+
+  get level (): LoadLevel {
+    return this.current
+  }
+
+  get eventLoopDelayMs (): number {
+    return this.loopDelayMs
+  }
+
+  force (level: LoadLevel | undefined): void {
+    this.forced = level
+  }
+
+  /** Measures again; returns true when the level changed. */
+  update (inputs: LoadInputs): boolean {
+    this.loopDelayMs = this.histogram.percentile(99) / 1e6
+    this.histogram.reset()
+    const t = this.thresholds
+    let level: LoadLevel = 'ok'
+    const raise = (to: LoadLevel): void => { if (ORDER.indexOf(to) > ORDER.indexOf(level)) level = to }
+    if (inputs.uploads >= t.overloadedUploads) raise('overloaded')
+    else if (inputs.uploads >= t.busyUploads) raise('busy')
+    if (this.loopDelayMs >= t.overloadedLoopDelayMs) raise('overloaded')
+    else if (this.loopDelayMs >= t.busyLoopDelayMs) raise('busy')
+    if (inputs.diskLow) raise('busy')
+    if (this.forced != null) level = this.forced
+    const changed = level !== this.current
+    this.current = level
+    return changed
+  }
+
+  stop (): void {
+    this.histogram.disable()
+  }
+}

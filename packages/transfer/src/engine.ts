@@ -1,0 +1,425 @@
+import { open, unlink, utimes, chmod, stat, type FileHandle } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { HASH_BYTES } from '@shoal/wire'
+import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@shoal/manifest'
+import { Bitfield } from './bitfield.js'
+import {
+  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS,
+  REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
+} from './constants.js'
+import { BusyError, CorruptChunkError, NoHoldersError, NotFoundError } from './errors.js'
+import { PeerBook, type PeerState } from './peers.js'
+import { pickChunks } from './picker.js'
+import { PriorityLimiter, type Priority } from './priority.js'
+import { TokenBucket, sleep } from './token-bucket.js'
+import type { ChunkClient, HashList } from './client.js'
+import type { ServableFile } from './server.js'
+
+/** A node that can serve chunks of the wanted content: all of them, or those in `have`. */
+export interface Source {
+  peerId: string
+  have?: Uint8Array
+}
+
+export interface DownloadRequest {
+  /** Absolute path the verified file is renamed to. */
+  target: string
+  contentId: Uint8Array
+  size: number
+  chunkSize: number
+  mode: number
+  mtimeMs: number
+  priority: Priority
+  /** The current sources (asked again during the download: receivers gain chunks). */
+  sources: () => Source[]
+  /** A bitfield persisted by an earlier run: those chunks of the partial file are verified again and kept. */
+  resume?: Uint8Array
+  /**
+   * Called at most every CHECKPOINT_INTERVAL_MS, after the partial file was made durable, with the
+   * chunks it now holds: the caller persists the bitfield (resume) and advertises it (swarming).
+   */
+  onCheckpoint?: (have: Bitfield, hashes: Uint8Array) => void
+  /**
+   * Called with the verified, fsynced partial file. It decides (under the caller's lock) whether
+   * the target may be replaced, renames, and records the new file; or throws to refuse.
+   */
+  commit: (partialPath: string, hashes: Uint8Array) => Promise<void>
+  signal: AbortSignal
+}
+
+export interface DownloadResult {
+  bytes: number
+  chunks: number
+  /** Chunks found verified in the partial file of an earlier run. */
+  resumedChunks: number
+  /** Bytes received per peer. */
+  fromPeers: Record<string, number>
+  /** Chunks received twice in end game (the loser's copy is discarded). */
+  duplicateChunks: number
+}
+
+export interface EngineLimits {
+  /** Bytes per second; 0 = unlimited. */
+  downloadRate?: number
+  perPeerDownloadRate?: number
+}
+
+export interface EngineInit {
+  client: ChunkClient
+  limits?: EngineLimits
+  requestsPerPeer?: number
+  log?: (msg: string, fields?: Record<string, unknown>) => void
+}
+
+/** The partial file of a download, beside its target (the scanner ignores the suffix). */
+export function partialPathFor (target: string, contentId: Uint8Array): string {
+  return join(dirname(target), `.${basename(target)}.${Buffer.from(contentId.subarray(0, 6)).toString('hex')}${PARTIAL_SUFFIX}`)
+}
+
+interface Active {
+  path: string
+  size: number
+  chunkSize: number
+  hashes: Uint8Array
+  have: Bitfield
+}
+
+/**
+ * The one transfer engine: fetches files chunk by chunk from every source at once (complete
+ * holders and other receivers), rarest chunks first, from fast and unloaded peers, verifying each
+ * chunk before it is written, and serves what it has received to others at once.
+ */
+export class TransferEngine {
+  readonly peers: PeerBook
+  readonly limiter: PriorityLimiter
+  private readonly active = new Map<string, Active>()
+  private readonly requestsPerPeer: number
+
+  constructor (private readonly init: EngineInit) {
+    this.peers = new PeerBook(init.limits?.perPeerDownloadRate ?? 0)
+    this.limiter = new PriorityLimiter(new TokenBucket(init.limits?.downloadRate ?? 0))
+    this.requestsPerPeer = init.requestsPerPeer ?? REQUESTS_IN_FLIGHT_PER_PEER
+  }
+
+  /** The partial file of a download in progress, for the chunk server (its verified chunks only). */
+  partialSource (contentId: Uint8Array): ServableFile | undefined {
+    const active = this.active.get(Buffer.from(contentId).toString('hex'))
+    if (active == null) return undefined
+    return { path: active.path, size: active.size, chunkSize: active.chunkSize, hashes: active.hashes, has: (i) => active.have.has(i) }
+  }
+
+  async download (request: DownloadRequest): Promise<DownloadResult> {
+    const key = Buffer.from(request.contentId).toString('hex')
+    if (this.active.has(key)) throw new Error(`a download of ${request.target} is already running`)
+    const list = await this.fetchHashList(request)
+    const download = new Download(this, this.init.client, request, list, this.requestsPerPeer, this.init.log)
+    const partialPath = partialPathFor(request.target, request.contentId)
+    const handle = await download.openPartial(partialPath)
+    this.active.set(key, { path: partialPath, size: request.size, chunkSize: request.chunkSize, hashes: list.hashes, have: download.have })
+    let committed = false
+    try {
+      const result = await download.run(handle).catch((err: unknown) => {
+        // Verified chunks are kept for a later attempt when only the holders are missing or the
+        // agent stops; after any other failure (disk full, refused) nothing partial stays.
+        if (!(err instanceof NoHoldersError)) download.discardPartial = true
+        throw err
+      })
+      await handle.sync()
+      await handle.close()
+      await chmod(partialPath, request.mode & 0o7777 || 0o644)
+      await utimes(partialPath, new Date(), new Date(request.mtimeMs))
+      this.active.delete(key)
+      try {
+        await request.commit(partialPath, list.hashes)
+      } catch (err) {
+        download.discardPartial = true
+        throw err
+      }
+      committed = true
+      return result
+    } finally {
+      this.active.delete(key)
+      await handle.close().catch(() => {})
+      // An aborted download keeps its partial file for resume; a failed one too, unless it was refused.
+      if (!committed && !request.signal.aborted && download.discardPartial) await unlink(partialPath).catch(() => {})
+    }
+  }
+
+  private async fetchHashList (request: DownloadRequest): Promise<HashList> {
+    let lastError: Error | undefined
+    const sources = request.sources()
+    // Complete holders first: every one of them has the list.
+    sources.sort((a, b) => (a.have == null ? 0 : 1) - (b.have == null ? 0 : 1))
+    for (const { peerId } of sources) {
+      const peer = this.peers.get(peerId)
+      if (peer.breaker.state === 'open') continue
+      try {
+        const list = await this.init.client.hashes(peerId, request.contentId, AbortSignal.any([request.signal, AbortSignal.timeout(CHUNK_REQUEST_TIMEOUT_MS)]))
+        if (list.size !== request.size || list.chunkSize !== request.chunkSize ||
+            list.hashes.length !== Math.ceil(request.size / request.chunkSize) * HASH_BYTES ||
+            Buffer.compare(contentIdOf(list.hashes), request.contentId) !== 0) {
+          peer.breaker.trip()
+          lastError = new CorruptChunkError(`hash list from ${peerId} does not match the content id`)
+          continue
+        }
+        return list
+      } catch (err: any) {
+        request.signal.throwIfAborted()
+        if (!(err instanceof BusyError)) peer.breaker.failure()
+        lastError = err
+      }
+    }
+    throw new NoHoldersError(`no peer could send the hash list of ${request.target}${lastError != null ? ` (last error: ${lastError.message})` : ''}`)
+  }
+}
+
+interface Running {
+  peerId: string
+  chunks: number[]
+  controller: AbortController
+  done: Promise<void>
+}
+
+/** One file being fetched: its state and its scheduling loop. */
+class Download {
+  readonly have: Bitfield
+  private readonly count: number
+  private readonly inFlight = new Map<number, number>()
+  private readonly running = new Set<Running>()
+  private readonly offset: number
+  private readonly chunksPerRequest: number
+  private readonly notFoundUntil = new Map<string, number>()
+  private availability: Uint16Array
+  private sources: Array<{ peerId: string, has?: Bitfield }> = []
+  private sourcesAt = 0
+  private lastProgress = Date.now()
+  private lastCheckpoint = 0
+  private lastError?: Error
+  private handle?: FileHandle
+  private readonly wake: { notify: () => void, wait: (ms: number) => Promise<void> }
+  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0 }
+  /** Whether a failed download should delete its partial file (data that cannot be trusted). */
+  discardPartial = false
+
+  constructor (
+    private readonly engine: TransferEngine,
+    private readonly client: ChunkClient,
+    private readonly request: DownloadRequest,
+    private readonly list: HashList,
+    private readonly requestsPerPeer: number,
+    private readonly log?: (msg: string, fields?: Record<string, unknown>) => void
+  ) {
+    this.count = Math.ceil(request.size / request.chunkSize)
+    this.have = new Bitfield(this.count)
+    this.availability = new Uint16Array(this.count)
+    this.offset = this.count === 0 ? 0 : Math.floor(Math.random() * this.count)
+    this.chunksPerRequest = Math.max(1, Math.min(MAX_CHUNKS_PER_REQUEST, Math.floor(MAX_REQUEST_BYTES / request.chunkSize)))
+    let resolve: (() => void) | undefined
+    this.wake = {
+      notify: () => { resolve?.(); resolve = undefined },
+      wait: async (ms) => {
+        await Promise.race([new Promise<void>(r => { resolve = r }), sleep(ms, request.signal)])
+      }
+    }
+  }
+
+  /** Opens the partial file: an earlier run's chunks are verified again and kept; otherwise a new file. */
+  async openPartial (path: string): Promise<FileHandle> {
+    let handle: FileHandle | undefined
+    if (this.request.resume != null) {
+      try {
+        const st = await stat(path)
+        if (st.size === this.request.size) handle = await open(path, 'r+')
+      } catch {}
+    }
+    if (handle != null && this.request.resume != null) {
+      let marked: Bitfield | undefined
+      try {
+        marked = new Bitfield(this.count, this.request.resume)
+      } catch {}
+      for (let i = 0; marked != null && i < this.count; i++) {
+        if (!marked.has(i)) continue
+        const length = chunkLength(this.request.size, this.request.chunkSize, i)
+        const data = Buffer.allocUnsafe(length)
+        const { bytesRead } = await handle.read(data, 0, length, i * this.request.chunkSize)
+        if (bytesRead === length && Buffer.compare(sha256(data), chunkHashAt(this.list.hashes, i)) === 0) {
+          this.have.set(i)
+          this.result.resumedChunks++
+        }
+      }
+    } else {
+      handle = await open(path, 'w', 0o600)
+      await handle.truncate(this.request.size)
+    }
+    this.handle = handle
+    return handle as FileHandle
+  }
+
+  private refreshSources (force = false): void {
+    const now = Date.now()
+    if (!force && now - this.sourcesAt < SOURCES_REFRESH_MS) return
+    this.sourcesAt = now
+    this.sources = []
+    this.availability = new Uint16Array(this.count)
+    for (const source of this.request.sources()) {
+      let has: Bitfield | undefined
+      if (source.have != null) {
+        try {
+          has = new Bitfield(this.count, source.have)
+        } catch {
+          continue
+        }
+        if (has.count === 0) continue
+      }
+      this.sources.push({ peerId: source.peerId, has })
+      for (let i = 0; i < this.count; i++) if (has == null || has.has(i)) this.availability[i]++
+    }
+  }
+
+  private usable (peer: PeerState, now: number): boolean {
+    if (peer.busyUntil > now || (this.notFoundUntil.get(peer.peerId) ?? 0) > now) return false
+    return peer.breaker.state !== 'open'
+  }
+
+  async run (handle: FileHandle): Promise<DownloadResult> {
+    const { signal } = this.request
+    this.lastProgress = Date.now()
+    while (!this.have.complete) {
+      signal.throwIfAborted()
+      this.refreshSources()
+      this.schedule()
+      if (Date.now() - this.lastProgress > STALL_TIMEOUT_MS) {
+        throw new NoHoldersError(`no progress on ${this.request.target} for ${STALL_TIMEOUT_MS / 1000} s${this.lastError != null ? ` (last error: ${this.lastError.message})` : ''}`)
+      }
+      if (this.running.size === 0 && this.sources.length === 0 && Date.now() - this.lastProgress > 5_000) {
+        throw new NoHoldersError(`no peer holds ${this.request.target} any more${this.lastError != null ? ` (last error: ${this.lastError.message})` : ''}`)
+      }
+      await this.wake.wait(this.running.size === 0 ? 200 : SOURCES_REFRESH_MS)
+      await this.checkpoint(handle, false)
+    }
+    for (const r of this.running) r.controller.abort(new Error('download complete'))
+    await Promise.allSettled([...this.running].map(async r => await r.done))
+    await this.checkpoint(handle, true)
+    return this.result
+  }
+
+  private async checkpoint (handle: FileHandle, force: boolean): Promise<void> {
+    if (this.request.onCheckpoint == null) return
+    const now = Date.now()
+    if (!force && now - this.lastCheckpoint < CHECKPOINT_INTERVAL_MS) return
+    this.lastCheckpoint = now
+    await handle.datasync()
+    this.request.onCheckpoint(this.have, this.list.hashes)
+  }
+
+  /** Starts requests on every usable source until each has its share in flight. */
+  private schedule (): void {
+    const now = Date.now()
+    const candidates = this.sources
+      .map(s => ({ ...s, peer: this.engine.peers.get(s.peerId) }))
+      .filter(s => this.usable(s.peer, now))
+    // Overloaded peers are spared while anyone else can serve.
+    const unloaded = candidates.filter(s => s.peer.load !== 'overloaded')
+    const pool = unloaded.length > 0 ? unloaded : candidates
+    // Fastest first; unknown peers (throughput 0) get tried too.
+    pool.sort((a, b) => b.peer.throughput - a.peer.throughput)
+    const remaining = this.count - this.have.count
+    const endgame = remaining > 0 && [...this.inFlight.values()].filter(n => n > 0).length >= remaining
+    for (const source of pool) {
+      const limit = source.peer.load === 'busy' ? 1 : this.requestsPerPeer
+      let mine = 0
+      for (const r of this.running) if (r.peerId === source.peerId) mine++
+      while (mine < limit) {
+        const chunks = pickChunks({
+          count: this.count,
+          have: this.have,
+          inFlight: this.inFlight,
+          peerHas: source.has,
+          availability: this.availability,
+          offset: this.offset,
+          max: endgame ? 1 : this.chunksPerRequest,
+          endgame
+        }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
+        if (chunks.length === 0) break
+        if (!source.peer.breaker.allow()) break
+        this.start(source.peer, chunks)
+        mine++
+      }
+    }
+  }
+
+  private start (peer: PeerState, chunks: number[]): void {
+    const controller = new AbortController()
+    for (const i of chunks) this.inFlight.set(i, (this.inFlight.get(i) ?? 0) + 1)
+    const running: Running = { peerId: peer.peerId, chunks, controller, done: Promise.resolve() }
+    running.done = this.fetch(peer, running).finally(() => {
+      for (const i of chunks) {
+        const n = (this.inFlight.get(i) ?? 1) - 1
+        if (n <= 0) this.inFlight.delete(i)
+        else this.inFlight.set(i, n)
+      }
+      this.running.delete(running)
+      this.wake.notify()
+    })
+    this.running.add(running)
+  }
+
+  private async fetch (peer: PeerState, running: Running): Promise<void> {
+    const { request } = this
+    const signal = AbortSignal.any([request.signal, running.controller.signal, AbortSignal.timeout(CHUNK_REQUEST_TIMEOUT_MS)])
+    const bytes = running.chunks.reduce((sum, i) => sum + chunkLength(request.size, request.chunkSize, i), 0)
+    peer.inFlight++
+    try {
+      await this.engine.limiter.take(bytes, request.priority, signal)
+      await peer.bucket.take(bytes, signal)
+      const started = Date.now()
+      let received = 0
+      for await (const frame of this.client.chunks(peer.peerId, request.contentId, running.chunks, signal)) {
+        const expected = chunkLength(request.size, request.chunkSize, frame.index)
+        if (frame.data.length !== expected || Buffer.compare(sha256(frame.data), chunkHashAt(this.list.hashes, frame.index)) !== 0) {
+          throw new CorruptChunkError(`chunk ${frame.index} from ${peer.peerId} does not match its hash`)
+        }
+        received += frame.data.length
+        if (this.have.has(frame.index)) {
+          this.result.duplicateChunks++
+        } else {
+          await (this.handle as FileHandle).write(frame.data, 0, frame.data.length, frame.index * request.chunkSize)
+          this.have.set(frame.index)
+          this.result.chunks++
+          this.result.bytes += frame.data.length
+          this.result.fromPeers[peer.peerId] = (this.result.fromPeers[peer.peerId] ?? 0) + frame.data.length
+          peer.bytesReceived += frame.data.length
+          this.lastProgress = Date.now()
+          this.cancelRedundant()
+        }
+      }
+      peer.recordThroughput(received, Date.now() - started)
+      peer.breaker.success()
+    } catch (err: any) {
+      if (request.signal.aborted || running.controller.signal.aborted) return
+      this.lastError = err
+      if (err instanceof BusyError) {
+        peer.busyUntil = Date.now() + err.retryAfterMs
+        peer.breaker.success()
+      } else if (err instanceof NotFoundError) {
+        this.notFoundUntil.set(peer.peerId, Date.now() + NOT_FOUND_BACKOFF_MS)
+        peer.breaker.success()
+      } else if (err instanceof CorruptChunkError) {
+        peer.chunksFailed++
+        peer.breaker.trip()
+        this.log?.('corrupt chunk: peer circuit opened', { peer: peer.peerId, error: err.message })
+      } else {
+        peer.breaker.failure()
+      }
+    } finally {
+      peer.inFlight--
+    }
+  }
+
+  /** End game: a request whose every chunk arrived from elsewhere is cancelled. */
+  private cancelRedundant (): void {
+    for (const r of this.running) {
+      if (r.chunks.every(i => this.have.has(i))) r.controller.abort(new Error('chunks arrived from another peer'))
+    }
+  }
+}
