@@ -1,39 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { open, readFile, writeFile, mkdir } from 'node:fs/promises'
+import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cluster, runShoal, waitFor, type TestAgent } from './helpers/agents.js'
-
-async function sha256File (path: string): Promise<string> {
-  const hash = createHash('sha256')
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
-  return hash.digest('hex')
-}
-
-/** Writes `bytes` random bytes in 1 MiB pieces (never the whole file in memory). */
-async function writeRandomFile (path: string, bytes: number): Promise<string> {
-  const hash = createHash('sha256')
-  const handle = await open(path, 'w')
-  try {
-    for (let done = 0; done < bytes; done += 1 << 20) {
-      const piece = randomBytes(Math.min(1 << 20, bytes - done))
-      hash.update(piece)
-      await handle.write(piece)
-    }
-  } finally {
-    await handle.close()
-  }
-  return hash.digest('hex')
-}
-
-async function fileHashIfPresent (path: string): Promise<string | undefined> {
-  try {
-    return await sha256File(path)
-  } catch {
-    return undefined
-  }
-}
+import { fileHashIfPresent, writeRandomFile } from './helpers/files.js'
 
 describe('two agents', () => {
   const cluster = new Cluster()

@@ -59,6 +59,10 @@ export interface AgentSpec {
   clusterKey?: string
   bootstrap?: string[]
   extraArgs?: string[]
+  /** Extra environment (fault switches). */
+  env?: Record<string, string>
+  /** Dataset directory (default: DIR/data). */
+  data?: string
 }
 
 export class TestAgent {
@@ -72,7 +76,7 @@ export class TestAgent {
   constructor (readonly spec: AgentSpec, readonly dir: string) {}
 
   get state (): string { return join(this.dir, 'state') }
-  get data (): string { return join(this.dir, 'data') }
+  get data (): string { return this.spec.data ?? join(this.dir, 'data') }
   get socket (): string { return join(this.dir, 'agent.sock') }
   get clusterKeyFile (): string { return this.spec.clusterKey ?? join(this.state, 'cluster.key') }
   get client (): ShoalClient { return new ShoalClient(this.socket) }
@@ -89,7 +93,7 @@ export class TestAgent {
   /** Starts the process and waits until its API answers. */
   async start (): Promise<StatusResponse> {
     await mkdir(this.data, { recursive: true })
-    const child = spawn(process.execPath, [SHOAL_BIN, ...this.args()], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [SHOAL_BIN, ...this.args()], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.spec.env } })
     this.child = child
     child.stdout?.on('data', (d: Buffer) => { this.stdout += d.toString() })
     child.stderr?.on('data', (d: Buffer) => { this.stderr += d.toString() })
@@ -110,6 +114,10 @@ export class TestAgent {
     if (this.child == null || this.child.exitCode !== null || this.child.signalCode !== null) return this.child?.exitCode ?? null
     this.child.kill('SIGTERM')
     return await this.exited as number | null
+  }
+
+  get pid (): number | undefined {
+    return this.child?.pid
   }
 
   /** kill -9: no chance to clean up. */

@@ -72,8 +72,12 @@ export class Agent {
   private async measureLoad (): Promise<void> {
     if (this.stopping) return
     try {
-      const fs = await statfs(this.config.stateDir)
-      this.freeDisk = Number(fs.bavail) * Number(fs.bsize)
+      // The fullest of the volumes this agent writes to decides.
+      const free = await Promise.all([this.config.stateDir, ...this.config.datasets.map(d => d.path)].map(async dir => {
+        const fs = await statfs(dir)
+        return Number(fs.bavail) * Number(fs.bsize)
+      }))
+      this.freeDisk = Math.min(...free)
       this.diskLow = this.freeDisk < this.config.minFreeDiskBytes
     } catch {}
     const uploads = (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0)

@@ -138,6 +138,7 @@ export class Sync {
     const earlier = index.getPartial(dataset, path)
     const resume = earlier != null && earlier.version === entry.version && Buffer.compare(earlier.contentId, entry.contentId) === 0 ? earlier.have : undefined
     try {
+      await this.refuseUnindexedLocalFile(dataset, path, target)
       await this.prepareParent(root, target)
       await this.checkDisk(dirname(target), entry.size)
       const result = await this.init.engine.download({
@@ -177,6 +178,22 @@ export class Sync {
       }
       this.init.onTransfer?.({ type: 'transfer.failed', time: Date.now(), dataset, path, version: entry.version, bytes: 0, error: err.message })
       if (!this.controller.signal.aborted) this.init.log.warn('transfer failed', { dataset, path, error: err.message })
+    }
+  }
+
+  /**
+   * A file on disk that the index does not know yet (just written, not stable) is never
+   * overwritten: wait for the scanner, which then decides by version.
+   */
+  private async refuseUnindexedLocalFile (dataset: string, path: string, target: string): Promise<void> {
+    const local = this.init.index.get(dataset, path)
+    try {
+      const st = await stat(target)
+      if (local == null || local.deleted || local.size !== st.size || local.mtimeMs !== Math.floor(st.mtimeMs) || local.ino !== st.ino) {
+        throw new CommitRefusedError(`${dataset}/${path} exists locally and is not indexed yet; waiting for the scan`)
+      }
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw err
     }
   }
 

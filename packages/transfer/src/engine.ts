@@ -7,7 +7,7 @@ import {
   CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS,
   REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
 } from './constants.js'
-import { BusyError, CorruptChunkError, NoHoldersError, NotFoundError } from './errors.js'
+import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
 import { pickChunks } from './picker.js'
 import { PriorityLimiter, type Priority } from './priority.js'
@@ -195,6 +195,8 @@ class Download {
   private lastProgress = Date.now()
   private lastCheckpoint = 0
   private lastError?: Error
+  /** A local failure (disk full, I/O error): the download stops, whoever the peer. */
+  private fatal?: Error
   private handle?: FileHandle
   private readonly wake: { notify: () => void, wait: (ms: number) => Promise<void> }
   readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0 }
@@ -282,10 +284,19 @@ class Download {
   }
 
   async run (handle: FileHandle): Promise<DownloadResult> {
-    const { signal } = this.request
     this.lastProgress = Date.now()
+    try {
+      return await this.loop(handle)
+    } finally {
+      for (const r of this.running) r.controller.abort(new Error('download ended'))
+    }
+  }
+
+  private async loop (handle: FileHandle): Promise<DownloadResult> {
+    const { signal } = this.request
     while (!this.have.complete) {
       signal.throwIfAborted()
+      if (this.fatal != null) throw this.fatal
       this.refreshSources()
       this.schedule()
       if (Date.now() - this.lastProgress > STALL_TIMEOUT_MS) {
@@ -299,6 +310,7 @@ class Download {
     }
     for (const r of this.running) r.controller.abort(new Error('download complete'))
     await Promise.allSettled([...this.running].map(async r => await r.done))
+    if (this.fatal != null) throw this.fatal
     await this.checkpoint(handle, true)
     return this.result
   }
@@ -383,7 +395,13 @@ class Download {
         if (this.have.has(frame.index)) {
           this.result.duplicateChunks++
         } else {
-          await (this.handle as FileHandle).write(frame.data, 0, frame.data.length, frame.index * request.chunkSize)
+          try {
+            await (this.handle as FileHandle).write(frame.data, 0, frame.data.length, frame.index * request.chunkSize)
+          } catch (err: any) {
+            this.fatal ??= new LocalWriteError(`cannot write ${this.request.target}: ${err.code ?? err.message}`)
+            this.wake.notify()
+            return
+          }
           this.have.set(frame.index)
           this.result.chunks++
           this.result.bytes += frame.data.length

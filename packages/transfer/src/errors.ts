@@ -26,3 +26,8 @@ export class NoHoldersError extends Error {
 export class CommitRefusedError extends Error {
   override name = 'CommitRefusedError'
 }
+
+/** Writing received data failed on this node (disk full, I/O error): not the peer's fault. */
+export class LocalWriteError extends Error {
+  override name = 'LocalWriteError'
+}
