@@ -8,12 +8,13 @@ import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
 import { LoadMonitor } from './load.js'
-import { ApiServer } from './api.js'
+import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
 import { ANNOUNCE_BATCH_MS, CLUSTER_NAME, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
+import { BroadcastError, Directives, NotLeaderError } from './directives.js'
 import { loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
 import { acquireLock, claimSocketPath } from './lock.js'
 import { createNode, type ShoalNode } from './node.js'
@@ -40,6 +41,7 @@ export class Agent {
   private releaseLock?: () => Promise<void>
   private api?: ApiServer
   private gossip?: Gossip
+  private directives?: Directives
   private sync?: Sync
   private readonly cluster = new ClusterManifest()
   private engine?: TransferEngine
@@ -182,6 +184,19 @@ export class Agent {
     })
     await this.gossip.start()
 
+    this.directives = new Directives({
+      node: this.node,
+      cluster: this.cluster,
+      clusterName: CLUSTER_NAME,
+      leaders: config.leaders,
+      datasets: config.datasets.map(d => d.name),
+      staleAfterMs: config.staleAfterMs,
+      onOrder: (order) => this.sync?.order(order),
+      onReject: (peerId) => this.gossip?.countRejection(peerId),
+      log: this.log
+    })
+    this.directives.start()
+
     this.sync = new Sync({
       selfId,
       datasets: config.datasets,
@@ -210,6 +225,17 @@ export class Agent {
       where: (dataset, path) => this.where(dataset, path),
       transfers: () => this.transfers(),
       forceLoad: process.env.SHOAL_FAULTS === '1' ? (level) => { this.forceLoad(level) } : undefined,
+      broadcast: async (request) => {
+        if (!config.datasets.some(d => d.name === request.dataset)) throw new ApiError(400, 'invalid_argument', `this node holds no dataset ${request.dataset}`)
+        try {
+          return await (this.directives as Directives).issue({ ...request, force: request.force === true && process.env.SHOAL_FAULTS === '1' })
+        } catch (err) {
+          if (err instanceof NotLeaderError) throw new ApiError(403, 'not_leader', err.message)
+          if (err instanceof BroadcastError) throw new ApiError(409, 'cannot_broadcast', err.message)
+          throw err
+        }
+      },
+      broadcastProgress: (id) => this.directives?.progress(id),
       files: (dataset, prefix, limit, after) => this.files(dataset, prefix, limit, after),
       lacking: (peerId, dataset, limit, after) => {
         const files = this.cluster.lackingFiles(peerId, dataset, limit + 1, after)

@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { chmod } from 'node:fs/promises'
 import { checkDatasetName, checkPeerIdText, checkRelativePath, InvalidMessageError } from '@shoal/wire'
+import { MAX_API_BODY_BYTES } from './constants.js'
 import type {
-  StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody, FilesResponse, LackingResponse, ReplicasResponse, ConflictsResponse
+  BroadcastProgress, StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody, FilesResponse, LackingResponse, ReplicasResponse, ConflictsResponse
 } from '@shoal/client'
 import type { EventHub } from './events.js'
 
@@ -18,6 +19,51 @@ export interface ApiBackend {
   conflicts: (limit: number) => ConflictsResponse
   /** Only with the test fault switch on. */
   forceLoad?: (level: 'ok' | 'busy' | 'overloaded' | undefined) => void
+  broadcast: (request: { dataset: string, path: string, priority: Priority, nodes: string[], timeoutMs: number, force?: boolean }) => Promise<BroadcastProgress>
+  broadcastProgress: (id: string) => BroadcastProgress | undefined
+}
+
+type Priority = 'critical' | 'high' | 'normal' | 'low' | 'background'
+const PRIORITY_VALUES = ['critical', 'high', 'normal', 'low', 'background']
+
+/** Reads a JSON body of at most MAX_API_BODY_BYTES. */
+async function readJson (req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'] ?? ''
+  if (!type.startsWith('application/json')) throw new ApiError(415, 'unsupported_media_type', 'send the body as application/json')
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > MAX_API_BODY_BYTES) throw new ApiError(413, 'body_too_large', `body larger than ${MAX_API_BODY_BYTES} bytes`)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_API_BODY_BYTES) throw new ApiError(413, 'body_too_large', `body larger than ${MAX_API_BODY_BYTES} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new ApiError(400, 'invalid_json', 'the body is not valid JSON')
+  }
+}
+
+function parseBroadcast (body: unknown): { dataset: string, path: string, priority: Priority, nodes: string[], timeoutMs: number, force?: boolean } {
+  if (body == null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(400, 'invalid_argument', 'expected a JSON object')
+  const b = body as Record<string, unknown>
+  const known = new Set(['dataset', 'path', 'priority', 'nodes', 'timeoutMs', 'force'])
+  for (const key of Object.keys(b)) if (!known.has(key)) throw new ApiError(400, 'invalid_argument', `unknown field ${key}`)
+  if (typeof b.dataset !== 'string') throw new ApiError(400, 'invalid_argument', 'dataset: expected a string')
+  if (typeof b.path !== 'string') throw new ApiError(400, 'invalid_argument', 'path: expected a string')
+  invalidAsBadRequest(() => { checkDatasetName(b.dataset as string, 'dataset'); checkRelativePath(b.path as string, 'path') })
+  const priority = b.priority ?? 'high'
+  if (typeof priority !== 'string' || !PRIORITY_VALUES.includes(priority)) throw new ApiError(400, 'invalid_argument', `priority: one of ${PRIORITY_VALUES.join(', ')}`)
+  const nodes = b.nodes ?? []
+  if (!Array.isArray(nodes) || nodes.length > 10_000 || !nodes.every(n => typeof n === 'string' && n.length > 0 && n.length <= 200)) {
+    throw new ApiError(400, 'invalid_argument', 'nodes: expected a list of peer ids, names or role:NAME')
+  }
+  const timeoutMs = b.timeoutMs ?? 0
+  if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new ApiError(400, 'invalid_argument', 'timeoutMs: expected milliseconds')
+  if (b.force !== undefined && typeof b.force !== 'boolean') throw new ApiError(400, 'invalid_argument', 'force: expected a boolean')
+  return { dataset: b.dataset, path: b.path, priority: priority as Priority, nodes: nodes as string[], timeoutMs, force: b.force as boolean | undefined }
 }
 
 const DEFAULT_LIMIT = 1000
@@ -138,7 +184,19 @@ export class ApiServer {
         this.backend.forceLoad(level === 'auto' ? undefined : level as 'ok' | 'busy' | 'overloaded')
         return send(res, 200, { level })
       }
+      if (url.pathname === '/v1/broadcast') {
+        if (req.method !== 'POST') throw new ApiError(405, 'method_not_allowed', 'use POST /v1/broadcast')
+        void readJson(req)
+          .then(async body => await this.backend.broadcast(parseBroadcast(body)))
+          .then(progress => { send(res, 202, progress) }, (err) => { sendError(res, err) })
+        return
+      }
       if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
+      if (url.pathname.startsWith('/v1/broadcasts/')) {
+        const progress = this.backend.broadcastProgress(decodeURIComponent(url.pathname.slice('/v1/broadcasts/'.length)))
+        if (progress == null) throw new ApiError(404, 'not_found', 'no broadcast with this id was issued by this node')
+        return send(res, 200, progress)
+      }
       switch (url.pathname) {
         case '/v1/status':
           return send(res, 200, this.backend.status())
@@ -170,8 +228,7 @@ export class ApiServer {
           throw new ApiError(404, 'not_found', `no endpoint ${url.pathname}`)
       }
     } catch (err: any) {
-      if (err instanceof ApiError) return send(res, err.status, { error: { code: err.code, message: err.message } })
-      return send(res, 500, { error: { code: 'internal', message: err.message } })
+      sendError(res, err)
     }
   }
 }
@@ -190,6 +247,15 @@ function streamEventsTo (hub: EventHub, req: IncomingMessage, res: ServerRespons
     res.write(JSON.stringify(event) + '\n')
   })
   res.on('close', unsubscribe)
+}
+
+function sendError (res: ServerResponse, err: any): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  if (err instanceof ApiError) send(res, err.status, { error: { code: err.code, message: err.message } })
+  else send(res, 500, { error: { code: 'internal', message: String(err?.message ?? err) } })
 }
 
 function send (res: ServerResponse, status: number, body: unknown | ApiErrorBody): void {

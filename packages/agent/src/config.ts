@@ -16,6 +16,8 @@ export interface DatasetConfig {
   path: string
   /** Created at start if missing (only the built-in default dataset). */
   create?: boolean
+  /** Files of this dataset are fetched only when ordered (broadcast, pull), then kept up to date. */
+  onDemand?: boolean
 }
 
 /** Everything the agent runs with, validated and with every default filled in. */
@@ -61,6 +63,7 @@ export interface AgentOptions {
   perPeerUploadRate?: string
   minFreeDisk?: string
   leader?: string[]
+  onDemand?: string[]
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
@@ -136,6 +139,11 @@ export function resolveConfig (options: AgentOptions, cwd = process.cwd()): Agen
   for (const d of datasets) {
     if (names.has(d.name)) throw new ConfigError(`dataset ${d.name} is given twice`)
     names.add(d.name)
+  }
+  for (const name of options.onDemand ?? []) {
+    const dataset = datasets.find(d => d.name === name)
+    if (dataset == null) throw new ConfigError(`--on-demand ${JSON.stringify(name)}: no such dataset (give it with --dataset ${name}=DIR)`)
+    dataset.onDemand = true
   }
   const config: AgentConfig = {
     name,

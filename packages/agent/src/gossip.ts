@@ -150,7 +150,7 @@ export class Gossip {
     }
   }
 
-  private countRejection (peerId: string): void {
+  countRejection (peerId: string): void {
     this.stats.rejected++
     if (this.rejectedFrom.size < 10_000 || this.rejectedFrom.has(peerId)) {
       this.rejectedFrom.set(peerId, (this.rejectedFrom.get(peerId) ?? 0) + 1)

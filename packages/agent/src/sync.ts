@@ -1,7 +1,8 @@
 import { mkdir, realpath, rename, stat, open, statfs } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { compareVersions, fileKey } from '@shoal/manifest'
-import { CommitRefusedError, type Priority, type TransferEngine } from '@shoal/transfer'
+import { CommitRefusedError, PRIORITIES, type Priority, type TransferEngine } from '@shoal/transfer'
+import type { Order } from './directives.js'
 import { CONCURRENT_DOWNLOADS } from './constants.js'
 import { Semaphore, type Logger, type SerialQueue } from './util.js'
 import type { DatasetConfig } from './config.js'
@@ -59,6 +60,7 @@ export class Sync {
   /** Paths whose last attempt failed, and when they may be tried again (with growing back-off). */
   private readonly retry = new Map<string, { at: number, delay: number }>()
   private retryTimer?: NodeJS.Timeout
+  private readonly orders = new Map<string, Order>()
 
   constructor (private readonly init: SyncInit) {
     this.datasets = new Map(init.datasets.map(d => [d.name, d]))
@@ -95,9 +97,25 @@ export class Sync {
     const newest = this.init.cluster.newest(dataset, path)
     if (newest == null || newest.deleted) return undefined
     const local = this.init.index.get(dataset, path)
+    if ((this.datasets.get(dataset) as DatasetConfig).onDemand === true && (local == null || local.deleted) &&
+        !this.orders.has(fileKey(dataset, path))) return undefined
     if (local != null && (local.version > newest.version || compareVersions(toComparable(local), newest) >= 0)) return undefined
     if (local != null && !local.deleted && Buffer.compare(local.contentId, newest.contentId) === 0) return undefined
     return newest
+  }
+
+  /** A leader's order: fetch this file at this priority (it jumps the download queue). */
+  order (order: Order): void {
+    const key = fileKey(order.dataset, order.path)
+    if (!this.datasets.has(order.dataset)) {
+      this.init.log.warn('ordered to hold a file of a dataset this node does not hold', { dataset: order.dataset, path: order.path })
+      return
+    }
+    this.orders.set(key, order)
+    const record = this.transfers.get(key)
+    if (record != null && record.state === 'queued') record.priority = order.priority
+    this.retry.delete(key)
+    this.consider(order.dataset, order.path, true)
   }
 
   consider (dataset: string, path: string, retrying = false): void {
@@ -111,8 +129,9 @@ export class Sync {
       return
     }
     this.wanted.add(key)
-    this.transfers.set(key, { dataset, path, size: entry.size, version: entry.version, state: 'queued', bytes: 0, priority: 'normal' })
-    const p = this.limit.run(() => this.fetch(dataset, path))
+    const priority = this.orders.get(key)?.priority ?? 'normal'
+    this.transfers.set(key, { dataset, path, size: entry.size, version: entry.version, state: 'queued', bytes: 0, priority })
+    const p = this.limit.run(() => this.fetch(dataset, path), PRIORITIES.indexOf(priority))
       .finally(() => {
         this.wanted.delete(key)
         this.running.delete(p)
@@ -165,6 +184,7 @@ export class Sync {
       })
       Object.assign(record, { state: 'completed', bytes: entry.size, resumedChunks: result.resumedChunks, endedAt: Date.now() })
       this.retry.delete(key)
+      this.orders.delete(key)
       this.init.onTransfer?.({ type: 'transfer.completed', time: Date.now(), dataset, path, version: entry.version, bytes: result.bytes })
       this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length })
     } catch (err: any) {

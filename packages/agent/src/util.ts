@@ -9,21 +9,27 @@ export class SerialQueue {
   }
 }
 
-/** Runs at most `limit` async functions at once. */
+/** Runs at most `limit` async functions at once; waiting ones start by rank (lower first), then in order. */
 export class Semaphore {
   private active = 0
-  private readonly waiting: Array<() => void> = []
+  private readonly waiting: Array<{ rank: number, start: () => void }> = []
 
   constructor (private readonly limit: number) {}
 
-  async run<T> (fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>(resolve => this.waiting.push(resolve))
+  async run<T> (fn: () => Promise<T>, rank = 0): Promise<T> {
+    if (this.active >= this.limit) {
+      await new Promise<void>(resolve => {
+        let i = this.waiting.length
+        while (i > 0 && this.waiting[i - 1].rank > rank) i--
+        this.waiting.splice(i, 0, { rank, start: resolve })
+      })
+    }
     this.active++
     try {
       return await fn()
     } finally {
       this.active--
-      this.waiting.shift()?.()
+      this.waiting.shift()?.start()
     }
   }
 }

@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { runAgent } from './commands/agent.js'
-import { runLs, runStatus, runWhere } from './commands/query.js'
+import { runLs, runStatus, runWhere, clientFor } from './commands/query.js'
+import { parseDuration, runBroadcast } from './commands/broadcast.js'
 import { EXIT_USAGE } from './exit-codes.js'
 import { isLogLevel } from './log.js'
 
@@ -37,6 +38,7 @@ function program (setExit: (code: number) => void): Command {
     .option('--listen <multiaddr>', 'address to listen on, repeatable (default: /ip4/0.0.0.0/tcp/4001)', collect)
     .option('--bootstrap <multiaddr>', 'peer to connect to, repeatable', collect)
     .option('--dataset <name=dir>', 'a dataset to hold, repeatable (default: default=./shoal-data)', collect)
+    .option('--on-demand <name>', 'a dataset whose files are fetched only when ordered (broadcast), then kept up to date; repeatable', collect)
     .option('--cluster-key <file>', 'the cluster\'s pre-shared key (default: STATE/cluster.key, created on first start)')
     .option('--download-rate <bytes>', 'download limit per second, e.g. 100M (default: unlimited)')
     .option('--upload-rate <bytes>', 'upload limit per second, e.g. 100M (default: unlimited)')
@@ -66,6 +68,23 @@ function program (setExit: (code: number) => void): Command {
     .option('--socket <path>', SOCKET_HELP)
     .option('--json', 'print JSON')
     .action(async (file, opts) => { setExit(await runWhere(file, opts)) })
+
+  cmd.command('broadcast')
+    .description('order a file onto every node (or those --nodes names), through a leader\'s agent')
+    .argument('<dataset/path>', 'the file, as DATASET/PATH')
+    .addOption(new Option('--priority <p>', 'transfer priority').choices(['critical', 'high', 'normal', 'low', 'background']).default('high'))
+    .option('--nodes <selector>', 'comma-separated peer ids, node names or role:NAME (default: all)')
+    .option('--wait', 'show progress and exit 0 once every node holds a verified copy')
+    .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 10m); exit 1 listing the nodes that do not hold it', (v: string) => {
+      try {
+        return parseDuration(v)
+      } catch (err: any) {
+        throw new InvalidArgumentError(err.message)
+      }
+    })
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (file, opts) => { setExit(await runBroadcast(clientFor(opts), file, opts)) })
 
   cmd.command('ls')
     .description('files of a dataset known anywhere in the cluster, with their replica counts')

@@ -108,6 +108,38 @@ export interface ConflictsResponse {
   conflicts: Array<{ dataset: string, path: string, holders: Array<{ peerId: string, name: string, version: number, contentId: string }> }>
 }
 
+export interface BroadcastNodeProgress {
+  peerId: string
+  name: string
+  state: 'complete' | 'receiving' | 'waiting'
+  bytes: number
+  size: number
+  /** Why the node is not progressing, when known. */
+  reason?: string
+}
+
+/** POST /v1/broadcast, GET /v1/broadcasts/ID */
+export interface BroadcastProgress {
+  id: string
+  dataset: string
+  path: string
+  version: number
+  priority: string
+  issuedAt: number
+  deadline: number | null
+  complete: boolean
+  nodes: BroadcastNodeProgress[]
+}
+
+export interface BroadcastRequest {
+  dataset: string
+  path: string
+  priority?: 'critical' | 'high' | 'normal' | 'low' | 'background'
+  /** Peer ids, names or role:NAME; every other node when empty. */
+  nodes?: string[]
+  timeoutMs?: number
+}
+
 export interface TransferInfo {
   dataset: string
   path: string
@@ -193,6 +225,14 @@ export class ShoalClient {
     return this.get(`/v1/conflicts?${query(options)}`)
   }
 
+  broadcast (request: BroadcastRequest): Promise<BroadcastProgress> {
+    return this.send('POST', '/v1/broadcast', request)
+  }
+
+  broadcastProgress (id: string): Promise<BroadcastProgress> {
+    return this.get(`/v1/broadcasts/${encodeURIComponent(id)}`)
+  }
+
   transfers (): Promise<TransfersResponse> {
     return this.get('/v1/transfers')
   }
@@ -237,8 +277,14 @@ export class ShoalClient {
   }
 
   async get<T> (path: string): Promise<T> {
+    return await this.send('GET', path)
+  }
+
+  async send<T> (method: string, path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
     return await new Promise<T>((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, path, method: 'GET', timeout: this.timeoutMs }, (res) => {
+      const headers = payload == null ? {} : { 'content-type': 'application/json', 'content-length': payload.length }
+      const req = request({ socketPath: this.socketPath, path, method, headers, timeout: this.timeoutMs }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('error', reject)
@@ -264,7 +310,7 @@ export class ShoalClient {
           reject(new AgentUnreachableError(`cannot reach the agent on ${this.socketPath} (${err.code}); is 'shoal agent' running?`))
         } else reject(err)
       })
-      req.end()
+      req.end(payload)
     })
   }
 }

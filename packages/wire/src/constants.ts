@@ -10,6 +10,10 @@ export function announceTopic (cluster: string): string {
   return `shoal/${cluster}/announce/${WIRE_VERSION}`
 }
 
+export function directiveTopic (cluster: string): string {
+  return `shoal/${cluster}/directive/${WIRE_VERSION}`
+}
+
 export function heartbeatTopic (cluster: string): string {
   return `shoal/${cluster}/heartbeat/${WIRE_VERSION}`
 }
@@ -51,3 +55,5 @@ export const MAX_CHUNKS_PER_FILE = Math.floor((MAX_CHUNK_RESPONSE_BYTES - 1024) 
 export const MAX_NODES = 10000
 /** Length of a peer id string (base58 multihash of an Ed25519 or secp256k1 key). */
 export const MAX_PEER_ID_LENGTH = 128
+/** Priority names a directive may carry. */
+export const PRIORITY_NAMES = ['critical', 'high', 'normal', 'low', 'background'] as const

@@ -2363,3 +2363,303 @@ export namespace ChunkResponse {
     return streamMessage(buf, ChunkResponse.codec(), opts)
   }
 }
+
+export interface Directive {
+  id: string
+  dataset: string
+  path: string
+  contentId: Uint8Array<ArrayBuffer>
+  version: number
+  priority: string
+  targets: string[]
+  deadlineMs: number
+  issuedMs: number
+}
+
+export namespace Directive {
+  let _codec: Codec<Directive>
+
+  export const codec = (): Codec<Directive> => {
+    if (_codec == null) {
+      _codec = message<Directive>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id !== '')) {
+          w.uint32(10)
+          w.string(obj.id)
+        }
+
+        if ((obj.dataset != null && obj.dataset !== '')) {
+          w.uint32(18)
+          w.string(obj.dataset)
+        }
+
+        if ((obj.path != null && obj.path !== '')) {
+          w.uint32(26)
+          w.string(obj.path)
+        }
+
+        if ((obj.contentId != null && obj.contentId.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.contentId)
+        }
+
+        if ((obj.version != null && obj.version !== 0)) {
+          w.uint32(40)
+          w.uint64Number(obj.version)
+        }
+
+        if ((obj.priority != null && obj.priority !== '')) {
+          w.uint32(50)
+          w.string(obj.priority)
+        }
+
+        if (obj.targets != null && obj.targets.length > 0) {
+          for (const value of obj.targets) {
+            w.uint32(58)
+            w.string(value)
+          }
+        }
+
+        if ((obj.deadlineMs != null && obj.deadlineMs !== 0)) {
+          w.uint32(64)
+          w.sint64Number(obj.deadlineMs)
+        }
+
+        if ((obj.issuedMs != null && obj.issuedMs !== 0)) {
+          w.uint32(72)
+          w.sint64Number(obj.issuedMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: '',
+          dataset: '',
+          path: '',
+          contentId: uint8ArrayAlloc(0),
+          version: 0,
+          priority: '',
+          targets: [],
+          deadlineMs: 0,
+          issuedMs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.string()
+              break
+            }
+            case 2: {
+              obj.dataset = reader.string()
+              break
+            }
+            case 3: {
+              obj.path = reader.string()
+              break
+            }
+            case 4: {
+              obj.contentId = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.version = reader.uint64Number()
+              break
+            }
+            case 6: {
+              obj.priority = reader.string()
+              break
+            }
+            case 7: {
+              if (opts.limits?.targets != null && obj.targets.length === opts.limits.targets) {
+                throw new MaxLengthError('Decode error - repeated field "targets" had too many elements')
+              }
+
+              if (obj.targets.length === 10000) {
+                throw new MaxLengthError('Decode error - repeated field "targets" had too many elements')
+              }
+
+              obj.targets.push(reader.string())
+              break
+            }
+            case 8: {
+              obj.deadlineMs = reader.sint64Number()
+              break
+            }
+            case 9: {
+              obj.issuedMs = reader.sint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          targets: 10000
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.dataset`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.path`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.contentId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.priority`,
+                value: reader.string()
+              }
+              break
+            }
+            case 7: {
+              if (opts.limits?.targets != null && obj.targets === opts.limits.targets) {
+                throw new MaxLengthError('Streaming decode error - repeated field "targets" had too many elements')
+              }
+
+              if (obj.targets === 10000) {
+                throw new MaxLengthError('Streaming decode error - repeated field "targets" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.targets[]`,
+                index: obj.targets,
+                value: reader.string()
+              }
+
+              obj.targets++
+
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.deadlineMs`,
+                value: reader.sint64Number()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.issuedMs`,
+                value: reader.sint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DirectiveIdFieldEvent {
+    field: '$.id'
+    value: string
+  }
+
+  export interface DirectiveDatasetFieldEvent {
+    field: '$.dataset'
+    value: string
+  }
+
+  export interface DirectivePathFieldEvent {
+    field: '$.path'
+    value: string
+  }
+
+  export interface DirectiveContentIdFieldEvent {
+    field: '$.contentId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DirectiveVersionFieldEvent {
+    field: '$.version'
+    value: number
+  }
+
+  export interface DirectivePriorityFieldEvent {
+    field: '$.priority'
+    value: string
+  }
+
+  export interface DirectiveTargetsFieldEvent {
+    field: '$.targets[]'
+    index: number
+    value: string
+  }
+
+  export interface DirectiveDeadlineMsFieldEvent {
+    field: '$.deadlineMs'
+    value: number
+  }
+
+  export interface DirectiveIssuedMsFieldEvent {
+    field: '$.issuedMs'
+    value: number
+  }
+
+  export function encode (obj: Partial<Directive>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Directive.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Directive>): Directive {
+    return decodeMessage(buf, Directive.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Directive>): Generator<DirectiveIdFieldEvent | DirectiveDatasetFieldEvent | DirectivePathFieldEvent | DirectiveContentIdFieldEvent | DirectiveVersionFieldEvent | DirectivePriorityFieldEvent | DirectiveTargetsFieldEvent | DirectiveDeadlineMsFieldEvent | DirectiveIssuedMsFieldEvent> {
+    return streamMessage(buf, Directive.codec(), opts)
+  }
+}

@@ -1,6 +1,6 @@
 import {
   HASH_BYTES, MAX_ADDR_LENGTH, MAX_ADDRS, MAX_CHUNK_SIZE, MAX_CHUNKS_PER_FILE, MAX_DATASET_NAME_LENGTH,
-  MAX_DATASETS, MAX_FILE_SIZE, MAX_NAME_LENGTH, MAX_NODES, MAX_PEER_ID_LENGTH, MAX_PATH_BYTES, MAX_PATH_SEGMENT_BYTES, MIN_CHUNK_SIZE
+  MAX_DATASETS, MAX_FILE_SIZE, PRIORITY_NAMES, MAX_NAME_LENGTH, MAX_NODES, MAX_PEER_ID_LENGTH, MAX_PATH_BYTES, MAX_PATH_SEGMENT_BYTES, MIN_CHUNK_SIZE
 } from './constants.js'
 import type { FileEntry, NodeInfo } from './shoal.js'
 
@@ -136,4 +136,17 @@ export function checkNodeVersions (nodes: Array<{ peerId: string, generation: nu
 
 export function checkChunkCount (count: number, field = 'chunks'): void {
   checkCount(count, field, MAX_CHUNKS_PER_FILE)
+}
+
+export function checkDirective (d: { id: string, dataset: string, path: string, contentId: Uint8Array, version: number, priority: string, targets: string[], deadlineMs: number, issuedMs: number }): void {
+  if (!/^[0-9a-f]{16,64}$/.test(d.id)) throw new InvalidMessageError('directive.id', 'expected 16-64 lowercase hex characters')
+  checkDatasetName(d.dataset, 'directive.dataset')
+  checkRelativePath(d.path, 'directive.path')
+  if (d.contentId.length !== HASH_BYTES) throw new InvalidMessageError('directive.contentId', `expected ${HASH_BYTES} bytes`)
+  checkCount(d.version, 'directive.version')
+  if (!(PRIORITY_NAMES as readonly string[]).includes(d.priority)) throw new InvalidMessageError('directive.priority', `expected one of ${PRIORITY_NAMES.join(', ')}`)
+  if (d.targets.length === 0 || d.targets.length > MAX_NODES) throw new InvalidMessageError('directive.targets', `expected 1-${MAX_NODES} peer ids`)
+  d.targets.forEach((t, i) => { checkPeerIdText(t, `directive.targets[${i}]`) })
+  if (!Number.isSafeInteger(d.deadlineMs) || d.deadlineMs < 0) throw new InvalidMessageError('directive.deadlineMs', 'expected a time in ms or 0')
+  if (!Number.isSafeInteger(d.issuedMs) || d.issuedMs <= 0) throw new InvalidMessageError('directive.issuedMs', 'expected a time in ms')
 }

@@ -21,6 +21,7 @@ interface AgentFlags {
   perPeerUploadRate?: string
   minFreeDisk?: string
   leader?: string[]
+  onDemand?: string[]
 }
 
 /** `shoal agent`: runs until SIGINT or SIGTERM, then stops cleanly. */
@@ -45,7 +46,8 @@ export async function runAgent (flags: AgentFlags): Promise<number> {
       perPeerDownloadRate: flags.perPeerDownloadRate,
       perPeerUploadRate: flags.perPeerUploadRate,
       minFreeDisk: flags.minFreeDisk,
-      leader: flags.leader
+      leader: flags.leader,
+      onDemand: flags.onDemand
     })
     agent = new Agent(config, log)
     const info = await agent.start()

@@ -8,7 +8,7 @@ interface QueryFlags {
   json?: boolean
 }
 
-function clientFor (flags: QueryFlags): ShoalClient {
+export function clientFor (flags: QueryFlags): ShoalClient {
   return new ShoalClient(resolve(flags.socket ?? `${DEFAULT_STATE_DIR}/${SOCKET_NAME}`))
 }
 
