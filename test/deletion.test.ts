@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
@@ -76,6 +76,14 @@ describe('deleting a file', () => {
           expect(h.version, `${h.name}'s version on ${asked}`).toBeLessThan(2)
           expect(h.complete, `${h.name} complete on ${asked}`).toBe(false)
         }
+      }
+      // The deletion propagates: B and C move their unmodified copies to the trash and record
+      // the same tombstone, so the file disappears from every node's where answer.
+      await whereEverywhere('no holder left anywhere', 'doomed.txt', w => w.deleted && w.holders.length === 0)
+      for (const other of [b, c]) {
+        expect(await readIfPresent(join(other.data, 'doomed.txt')), `doomed.txt on ${other.spec.name}`).toBeUndefined()
+        const trashed = (await readdir(join(other.data, '.shoal-trash'), { recursive: true })).filter(n => n.endsWith('doomed.txt'))
+        expect(trashed, `trash of ${other.spec.name}`).toHaveLength(1)
       }
       // A's own record: the path is gone from its dataset.
       expect((await a.client.status()).datasets.find(d => d.name === 'default')?.files).toBe(0)

@@ -1,11 +1,11 @@
-import { mkdir, chmod } from 'node:fs/promises'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ClusterManifest, DatasetUnavailableError, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
-import { PROTOCOL_CHUNK, LoadLevel as WireLoad } from '@shoal/wire'
+import { PROTOCOL_CHUNK, LoadLevel as WireLoad, checkPeerIdText } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
 import { LoadMonitor } from './load.js'
 import { ApiError, ApiServer } from './api.js'
@@ -23,6 +23,20 @@ import { Sync } from './sync.js'
 import { SerialQueue, silentLogger, type Logger } from './util.js'
 import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse } from '@shoal/client'
 import type { NodeInfo } from '@shoal/wire'
+
+/** The peers this node knew, kept across restarts. */
+const PEERS_FILE = 'peers.json'
+const MAX_REMEMBERED_PEERS = 1000
+
+function isValidPeerIdText (text: string): boolean {
+  try {
+    checkPeerIdText(text)
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}
 
 const WIRE_LOAD: Record<LoadLevel, WireLoad> = { ok: WireLoad.OK, busy: WireLoad.BUSY, overloaded: WireLoad.OVERLOADED }
 const LOAD_NAMES: Record<string, LoadLevel> = { [WireLoad.OK]: 'ok', [WireLoad.BUSY]: 'busy', [WireLoad.OVERLOADED]: 'overloaded' }
@@ -48,6 +62,8 @@ export class Agent {
   private server?: ChunkServer
   private loadMonitor: LoadMonitor
   private diskLow = false
+  private readonly rememberedPeers = new Map<string, string[]>()
+  private rememberedText = ''
   private freeDisk: number | null = null
   private readonly indexLock = new SerialQueue()
   private readonly timers: NodeJS.Timeout[] = []
@@ -215,6 +231,7 @@ export class Agent {
     this.watchDatasets()
     this.every(config.rescanIntervalMs, () => this.requestScan(0))
     this.every(config.heartbeatIntervalMs, () => { void this.gossip?.heartbeat() })
+    await this.loadRememberedPeers()
     this.every(REDIAL_INTERVAL_MS, () => { void this.redial() })
     this.every(LOAD_INTERVAL_MS, () => { void this.measureLoad() })
     void this.redial()
@@ -354,6 +371,31 @@ export class Agent {
     if (pending > 0) this.requestScan(Math.max(this.config.stableMs, 100))
   }
 
+  /** Loads the peers known before a restart (so a node without bootstrap addresses can rejoin). */
+  private async loadRememberedPeers (): Promise<void> {
+    try {
+      const parsed = JSON.parse(await readFile(join(this.config.stateDir, PEERS_FILE), 'utf8')) as Record<string, unknown>
+      for (const [peerId, addrs] of Object.entries(parsed)) {
+        if (!isValidPeerIdText(peerId) || !Array.isArray(addrs)) continue
+        const valid = addrs.filter((a): a is string => typeof a === 'string' && a.startsWith('/') && a.length <= 256).slice(0, 16)
+        if (valid.length > 0) this.rememberedPeers.set(peerId, valid)
+        if (this.rememberedPeers.size >= MAX_REMEMBERED_PEERS) break
+      }
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') this.log.warn('ignoring an unreadable list of known peers', { file: PEERS_FILE, error: err.message })
+    }
+  }
+
+  private async rememberPeers (known: Map<string, string[]>): Promise<void> {
+    const entries = [...known.entries()].filter(([peerId]) => peerId !== this.peerId).slice(0, MAX_REMEMBERED_PEERS)
+    const text = JSON.stringify(Object.fromEntries(entries))
+    if (text === this.rememberedText) return
+    this.rememberedText = text
+    const file = join(this.config.stateDir, PEERS_FILE)
+    await writeFile(`${file}.tmp`, text, { mode: 0o600 })
+    await rename(`${file}.tmp`, file)
+  }
+
   /** Keeps bootstrap peers and every known node connected. */
   private async redial (): Promise<void> {
     const node = this.node
@@ -367,10 +409,18 @@ export class Agent {
       if (peer == null && node.getConnections().some(c => c.remoteAddr.toString().startsWith(addr))) continue
       attempts.push(node.dial(ma, { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) }))
     }
-    for (const record of this.cluster.allNodes()) {
-      if (record.peerId === this.peerId || connected.has(record.peerId) || record.info.addrs.length === 0) continue
-      attempts.push(node.dial(record.info.addrs.map(a => multiaddr(`${a}/p2p/${record.peerId}`)), { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) }))
+    // Every node known now, and those remembered from before a restart.
+    const known = new Map(this.rememberedPeers)
+    for (const record of this.cluster.allNodes()) if (record.info.addrs.length > 0) known.set(record.peerId, record.info.addrs)
+    for (const [peerId, addrs] of known) {
+      if (peerId === this.peerId || connected.has(peerId)) continue
+      try {
+        attempts.push(node.dial(addrs.map(a => multiaddr(`${a}/p2p/${peerId}`)), { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) }))
+      } catch (err: any) {
+        this.log.debug('bad address of a known peer', { peer: peerId, error: err.message })
+      }
     }
+    await this.rememberPeers(known).catch((err: any) => { this.log.warn('cannot save the list of known peers', { error: err.message }) })
     const results = await Promise.allSettled(attempts)
     for (const r of results) if (r.status === 'rejected') this.log.debug('dial failed', { error: r.reason?.message })
   }

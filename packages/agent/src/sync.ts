@@ -46,6 +46,9 @@ export interface SyncInit {
  * The "hold everything" policy: whenever the cluster manifest shows a newer live version of a
  * file in a dataset this node also has, fetch it. A file modified locally is never overwritten.
  */
+/** Where files deleted by other nodes go, inside each dataset (ignored by the scanner). */
+export const TRASH_DIR = '.shoal-trash'
+
 export class DiskLowError extends Error {
   override name = 'DiskLowError'
 }
@@ -69,7 +72,10 @@ export class Sync {
   start (): void {
     this.init.cluster.onChange((peerId, changed) => {
       if (peerId === this.init.selfId) return
-      for (const entry of changed) this.consider(entry.dataset, entry.path)
+      for (const entry of changed) {
+        if (entry.deleted) this.considerDeletion(entry.dataset, entry.path)
+        else this.consider(entry.dataset, entry.path)
+      }
     })
     for (const record of this.init.cluster.allNodes()) {
       if (record.peerId === this.init.selfId) continue
@@ -104,6 +110,44 @@ export class Sync {
     return newest
   }
 
+  /**
+   * Another node deleted a file this node holds: the local copy, if unmodified since it was
+   * indexed, moves to the dataset's `.shoal-trash/` (recoverable, never synced) and this node
+   * records the same tombstone. A copy modified locally is kept: the scanner announces it as a
+   * newer version.
+   */
+  considerDeletion (dataset: string, path: string): void {
+    const config = this.datasets.get(dataset)
+    if (config == null || this.controller.signal.aborted || this.wanted.has(fileKey(dataset, path))) return
+    const newest = this.init.cluster.newest(dataset, path)
+    const local = this.init.index.get(dataset, path)
+    if (newest == null || !newest.deleted || local == null || local.deleted || local.version >= newest.version) return
+    void this.init.indexLock.run(async () => {
+      const current = this.init.index.get(dataset, path)
+      if (current == null || current.deleted || current.version >= newest.version) return false
+      const target = join(config.path, ...path.split('/'))
+      try {
+        const st = await stat(target)
+        if (st.size !== current.size || Math.floor(st.mtimeMs) !== current.mtimeMs || st.ino !== current.ino) return false
+        const trash = join(config.path, TRASH_DIR, String(Date.now()), ...path.split('/'))
+        await mkdir(dirname(trash), { recursive: true })
+        await rename(target, trash)
+      } catch (err: any) {
+        if (err.code !== 'ENOENT') throw err
+      }
+      this.init.index.put({
+        dataset, path, size: 0, mtimeMs: Date.now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
+        hashes: new Uint8Array(0), version: newest.version, deleted: true
+      })
+      return true
+    }).then((changed) => {
+      if (changed) {
+        this.init.log.info('file deleted (moved to trash) as another node deleted it', { dataset, path })
+        this.init.onLocalChange()
+      }
+    }, (err: any) => { this.init.log.warn('could not apply a deletion', { dataset, path, error: err.message }) })
+  }
+
   /** A leader's order: fetch this file at this priority (it jumps the download queue). */
   order (order: Order): void {
     const key = fileKey(order.dataset, order.path)
@@ -135,8 +179,11 @@ export class Sync {
       .finally(() => {
         this.wanted.delete(key)
         this.running.delete(p)
-        // A newer version may have been announced meanwhile; a failed one waits for its back-off.
-        if (!this.controller.signal.aborted) this.consider(dataset, path)
+        // A newer version (or a deletion) may have been announced meanwhile; a failed one waits for its back-off.
+        if (!this.controller.signal.aborted) {
+          this.consider(dataset, path)
+          this.considerDeletion(dataset, path)
+        }
       })
     this.running.add(p)
   }

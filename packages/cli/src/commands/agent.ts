@@ -27,6 +27,8 @@ interface AgentFlags {
 /** `shoal agent`: runs until SIGINT or SIGTERM, then stops cleanly. */
 export async function runAgent (flags: AgentFlags): Promise<number> {
   const log = createLogger(flags.logLevel)
+  // A stray rejected promise is a bug to report, not a reason to take the node's data service down.
+  process.on('unhandledRejection', (err: any) => { log.error('unhandled rejection', { error: String(err?.stack ?? err) }) })
   let agent: Agent
   try {
     const config = resolveConfig({
