@@ -47,8 +47,8 @@ describe('agent lifecycle and bad input', () => {
     ['a missing dataset directory', () => ['--dataset', `d=${cluster.path('nope')}`], /dataset d: directory .*nope does not exist/, 2],
     ['a dataset spec without a directory', () => ['--dataset', 'justaname'], /expected NAME=DIR/, 2],
     ['an invalid dataset name', () => ['--dataset', `../evil=${cluster.path()}`], /invalid dataset name/, 2],
-    ['an invalid multiaddr', () => ['--listen', 'not-an-address'], /--listen "not-an-address" is not a valid TCP multiaddr/, 2],
-    ['an invalid bootstrap multiaddr', () => ['--bootstrap', '/ip4/999.1.1.1/tcp/1'], /--bootstrap .* is not a valid TCP multiaddr/, 2],
+    ['an invalid multiaddr', () => ['--listen', 'not-an-address'], /listen "not-an-address" is not a valid TCP multiaddr/, 2],
+    ['an invalid bootstrap multiaddr', () => ['--bootstrap', '/ip4/999.1.1.1/tcp/1'], /bootstrap .* is not a valid TCP multiaddr/, 2],
     ['a missing key file', () => ['--cluster-key', cluster.path('missing.key')], /cannot read the cluster key .*missing.key: no such file/, 1],
     ['a malformed key file', () => ['--cluster-key', cluster.path('bad.key')], /is not a valid key/, 1],
     ['an unknown flag', () => ['--frobnicate'], /unknown option/, 2]

@@ -8,6 +8,7 @@ import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad, checkPeerIdText } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
 import { LoadMonitor } from './load.js'
+import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
 import { ANNOUNCE_BATCH_MS, CLUSTER_NAME, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
@@ -15,11 +16,12 @@ import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
 import { BroadcastError, Directives, NotLeaderError } from './directives.js'
-import { loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
+import { adoptJoinKey, loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
 import { acquireLock, claimSocketPath } from './lock.js'
 import { createNode, type ShoalNode } from './node.js'
 import { toWireEntry } from './records.js'
 import { Sync } from './sync.js'
+import { HoldPolicies } from './policy.js'
 import { SerialQueue, silentLogger, type Logger } from './util.js'
 import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse } from '@shoal/client'
 import type { NodeInfo } from '@shoal/wire'
@@ -77,8 +79,11 @@ export class Agent {
   private scans = 0
   readonly events = new EventHub()
 
+  private readonly metrics?: AgentMetrics
+
   constructor (readonly config: AgentConfig, private readonly log: Logger = silentLogger) {
     this.loadMonitor = new LoadMonitor(config.load)
+    if (config.metrics != null) this.metrics = new AgentMetrics()
   }
 
   /** Test fault switch (SHOAL_FAULTS=1): force this node's load level, or clear it. */
@@ -132,6 +137,8 @@ export class Agent {
     let createdClusterKey: string | undefined
     if (config.clusterKeyFile != null) {
       clusterKey = await readClusterKey(config.clusterKeyFile)
+    } else if (config.joinKeyHex != null) {
+      clusterKey = await adoptJoinKey(join(config.stateDir, 'cluster.key'), config.joinKeyHex)
     } else {
       const file = join(config.stateDir, 'cluster.key')
       const loaded = await loadOrCreateClusterKey(file)
@@ -144,7 +151,7 @@ export class Agent {
     this.index.setMeta('generation', this.generation)
 
     try {
-      this.node = await createNode({ privateKey, clusterKey, listen: config.listen })
+      this.node = await createNode({ privateKey, clusterKey, listen: config.listen, allow: config.allow, metrics: this.metrics?.registry })
     } catch (err: any) {
       throw new StartupError(`cannot listen on ${config.listen.join(', ')}: ${err.message}`)
     }
@@ -196,6 +203,7 @@ export class Agent {
       changedSince: (seq) => index.changedSince(seq).map(toWireEntry),
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
+      onGossipDelay: (ms) => { this.metrics?.gossipDelay.observe(ms / 1000) },
       log: this.log
     })
     await this.gossip.start()
@@ -221,6 +229,7 @@ export class Agent {
       engine,
       minFreeDiskBytes: config.minFreeDiskBytes,
       indexLock: this.indexLock,
+      policies: new HoldPolicies(new Map(config.datasets.map(d => [d.name, d])), { peerId: selfId, name: config.name, role: config.role }, this.cluster, config.staleAfterMs),
       onLocalChange: () => this.localChanged(),
       onTransfer: (event) => this.events.emit(event),
       log: this.log
@@ -282,7 +291,26 @@ export class Agent {
         })
       })
     })
-    await this.api.listen(config.socketPath)
+    await this.api.listen(config.socketPath, config.socketGroup)
+    if (this.metrics != null && config.metrics != null) {
+      this.metrics.attach({
+        bytesReceived: () => engine.stats.bytesByPeerPriority,
+        bytesSent: () => server.stats.bytesToPeer,
+        chunks: () => ({ verified: engine.stats.chunksVerified, failed: engine.stats.chunksFailed }),
+        transfers: () => {
+          const counts: Record<string, number> = { queued: 0, running: 0, completed: 0, failed: 0 }
+          for (const t of this.sync?.transfers.values() ?? []) counts[t.state]++
+          return counts
+        },
+        loadLevel: () => ['ok', 'busy', 'overloaded'].indexOf(this.loadMonitor.level),
+        manifest: () => ({ nodes: this.cluster.allNodes().length, files: this.cluster.fileCount })
+      })
+      try {
+        await this.metrics.listen(config.metrics.host, config.metrics.port)
+      } catch (err: any) {
+        throw new StartupError(`cannot serve metrics on ${config.metrics.host}:${config.metrics.port}: ${err.code ?? err.message}`)
+      }
+    }
     this.log.info('agent started', { peerId: selfId, addresses: this.addresses() })
     return { peerId: selfId, addresses: this.addresses(), createdClusterKey }
   }
@@ -298,7 +326,7 @@ export class Agent {
       sequence: this.index?.sequence ?? 0,
       // Peers add /p2p/<id> themselves when they dial.
       addrs: this.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, '')).slice(0, 16),
-      role: 'persistent',
+      role: this.config.role,
       datasets: this.config.datasets.map(d => d.name)
     }
   }
@@ -547,6 +575,7 @@ export class Agent {
       this.loadMonitor.stop()
       this.gossip?.stop()
       await this.api?.close().catch(() => {})
+      await this.metrics?.close().catch(() => {})
       await this.sync?.stop()
       await Promise.resolve(this.node?.stop()).catch(() => {})
       // Let a scan or commit in progress finish before the index closes.

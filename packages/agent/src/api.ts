@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { chmod } from 'node:fs/promises'
+import { chmod, chown } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { checkDatasetName, checkPeerIdText, checkRelativePath, InvalidMessageError } from '@shoal/wire'
 import { MAX_API_BODY_BYTES } from './constants.js'
 import type {
@@ -138,6 +139,18 @@ const REQUEST_TIMEOUT_MS = 10_000
 const MAX_EVENT_BACKLOG_BYTES = 1024 * 1024
 const MAX_URL_LENGTH = 8192
 
+/** A group's id by name or number (from /etc/group). */
+function groupId (group: string): number | undefined {
+  if (/^\d+$/.test(group)) return Number(group)
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [name, , gid] = line.split(':')
+      if (name === group) return Number(gid)
+    }
+  } catch {}
+  return undefined
+}
+
 /** HTTP/1.1 with JSON on a Unix socket: the agent's local API, versioned under /v1. */
 export class ApiServer {
   private readonly server: Server
@@ -152,7 +165,7 @@ export class ApiServer {
     })
   }
 
-  async listen (path: string): Promise<void> {
+  async listen (path: string, group?: string): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(path, () => {
@@ -161,6 +174,11 @@ export class ApiServer {
       })
     })
     await chmod(path, 0o660)
+    if (group != null) {
+      const gid = groupId(group)
+      if (gid == null) throw new ApiError(500, 'config', `socket-group ${JSON.stringify(group)}: no such group`)
+      await chown(path, process.getuid?.() ?? -1, gid)
+    }
   }
 
   async close (): Promise<void> {

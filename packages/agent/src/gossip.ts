@@ -24,6 +24,8 @@ export interface GossipInit {
   load?: () => LoadLevel
   /** A peer's load as its heartbeat says. */
   onPeerLoad?: (peerId: string, load: LoadLevel) => void
+  /** Milliseconds between a heartbeat's publication and its arrival. */
+  onGossipDelay?: (ms: number) => void
   log: Logger
 }
 
@@ -96,7 +98,7 @@ export class Gossip {
   /** Publishes a heartbeat: every interval, and at once when this node's load level changes. */
   async heartbeat (): Promise<void> {
     const load = this.init.load?.() ?? LoadLevel.OK
-    await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load, digest: Uint8Array.from(this.init.cluster.digest()) }))
+    await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load, digest: Uint8Array.from(this.init.cluster.digest()), sentMs: Date.now() }))
     this.stats.heartbeatsSent++
   }
 
@@ -145,6 +147,7 @@ export class Gossip {
       if (hb.node == null) return
       cluster.heard(from, hb.node)
       this.init.onPeerLoad?.(from, hb.load)
+      if (hb.sentMs > 0 && Date.now() >= hb.sentMs) this.init.onGossipDelay?.(Date.now() - hb.sentMs)
       if (cluster.isBehind(from, hb.node)) this.pull(from)
       else if (hb.digest.length > 0 && Buffer.compare(hb.digest, cluster.digest()) !== 0) this.summarise(from)
     }

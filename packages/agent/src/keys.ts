@@ -2,6 +2,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { generateKey } from '@libp2p/pnet'
 import { StartupError } from './errors.js'
+import { clusterKeyFileContent } from './join.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 const PSK_HEADER = '/key/swarm/psk/1.0.0/'
@@ -56,4 +57,23 @@ export async function loadOrCreateClusterKey (file: string): Promise<{ key: Uint
   await writeFile(file, bytes, { mode: 0o600, flag: 'wx' })
   await chmod(file, 0o600)
   return { key: parseClusterKey(new TextDecoder().decode(bytes), file), created: true }
+}
+
+/**
+ * Uses the cluster key of a join token: written to the state directory on first start; on later
+ * starts it must match the key already there (a state directory belongs to one cluster).
+ */
+export async function adoptJoinKey (file: string, keyHex: string): Promise<Uint8Array> {
+  const wanted = parseClusterKey(clusterKeyFileContent(keyHex), 'the join token')
+  try {
+    const existing = await readClusterKey(file)
+    if (Buffer.compare(existing, wanted) !== 0) {
+      throw new StartupError(`the state directory already belongs to another cluster (${file} differs from the join token's key); use another --state`)
+    }
+    return existing
+  } catch (err: any) {
+    if (!String(err.message).includes('no such file')) throw err
+  }
+  await writeFile(file, wanted, { mode: 0o600, flag: 'wx' })
+  return wanted
 }

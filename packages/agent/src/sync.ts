@@ -3,6 +3,7 @@ import { dirname, join, sep } from 'node:path'
 import { compareVersions, fileKey } from '@shoal/manifest'
 import { CommitRefusedError, PRIORITIES, type Priority, type TransferEngine } from '@shoal/transfer'
 import type { Order } from './directives.js'
+import type { HoldPolicies } from './policy.js'
 import { CONCURRENT_DOWNLOADS } from './constants.js'
 import { Semaphore, type Logger, type SerialQueue } from './util.js'
 import type { DatasetConfig } from './config.js'
@@ -36,6 +37,7 @@ export interface SyncInit {
   minFreeDiskBytes: number
   /** Serialises every change of the index and of dataset files (scans and commits). */
   indexLock: SerialQueue
+  policies: HoldPolicies
   /** Called after a commit changed the index, so the change is announced. */
   onLocalChange: () => void
   onTransfer?: (event: AgentEvent) => void
@@ -103,11 +105,27 @@ export class Sync {
     const newest = this.init.cluster.newest(dataset, path)
     if (newest == null || newest.deleted) return undefined
     const local = this.init.index.get(dataset, path)
-    if ((this.datasets.get(dataset) as DatasetConfig).onDemand === true && (local == null || local.deleted) &&
-        !this.orders.has(fileKey(dataset, path))) return undefined
+    const held = local != null && !local.deleted
+    // A file held is kept up to date; one not held is fetched when the policy or an order wants it.
+    if (!held && !this.orders.has(fileKey(dataset, path)) && !this.init.policies.wants(dataset, path)) return undefined
+    if (!this.init.policies.synced(dataset, path)) return undefined
     if (local != null && (local.version > newest.version || compareVersions(toComparable(local), newest) >= 0)) return undefined
-    if (local != null && !local.deleted && Buffer.compare(local.contentId, newest.contentId) === 0) return undefined
+    if (held && Buffer.compare(local.contentId, newest.contentId) === 0) return undefined
+    if (held && (this.datasets.get(dataset) as DatasetConfig).immutable) {
+      this.refuseImmutable(dataset, path, newest)
+      return undefined
+    }
     return newest
+  }
+
+  /** Paths of immutable datasets where another node published different content (reported, never applied). */
+  readonly immutableViolations = new Map<string, { dataset: string, path: string, version: number, at: number }>()
+
+  private refuseImmutable (dataset: string, path: string, newest: FileEntry): void {
+    const key = fileKey(dataset, path)
+    if (this.immutableViolations.get(key)?.version === newest.version) return
+    this.immutableViolations.set(key, { dataset, path, version: newest.version, at: Date.now() })
+    this.init.log.warn('refused a change to a file of an immutable dataset', { dataset, path, version: newest.version })
   }
 
   /**

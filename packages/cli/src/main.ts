@@ -3,7 +3,6 @@ import { runAgent } from './commands/agent.js'
 import { runLs, runStatus, runWhere, clientFor } from './commands/query.js'
 import { parseDuration, runBroadcast } from './commands/broadcast.js'
 import { EXIT_USAGE } from './exit-codes.js'
-import { isLogLevel } from './log.js'
 
 function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
@@ -32,9 +31,14 @@ function program (setExit: (code: number) => void): Command {
 
   cmd.command('agent')
     .description('run the shoal agent on this node (with no options: state in ./.shoal, dataset "default" at ./shoal-data, TCP port 4001)')
+    .addHelpText('after', '\nEvery option can also be set in the configuration file (same names) or as SHOAL_<NAME> in the environment\n(e.g. SHOAL_STATE, SHOAL_CLUSTER_KEY); flags win over the environment, which wins over the file.')
+    .option('--config <file>', 'YAML configuration file (see README)')
+    .option('--join <token>', 'join a cluster with the token that \'shoal init\' printed (carries the cluster key: keep it secret)')
     .option('--name <name>', 'this node\'s name (default: the host name)')
+    .addOption(new Option('--role <role>', 'this node\'s role').choices(['persistent', 'ephemeral', 'coordinator']))
     .option('--state <dir>', 'state directory: identity, cluster key, index (default: ./.shoal)')
     .option('--socket <path>', 'local API socket (default: STATE/agent.sock)')
+    .option('--socket-group <group>', 'group allowed to use the socket (mode 0660)')
     .option('--listen <multiaddr>', 'address to listen on, repeatable (default: /ip4/0.0.0.0/tcp/4001)', collect)
     .option('--bootstrap <multiaddr>', 'peer to connect to, repeatable', collect)
     .option('--dataset <name=dir>', 'a dataset to hold, repeatable (default: default=./shoal-data)', collect)
@@ -46,15 +50,14 @@ function program (setExit: (code: number) => void): Command {
     .option('--per-peer-upload-rate <bytes>', 'upload limit per peer per second (default: unlimited)')
     .option('--min-free-disk <bytes>', 'refuse downloads that would leave less free disk (default: 1G)')
     .option('--leader <peer-id>', 'a peer allowed to order broadcasts; repeatable', collect)
+    .option('--allow <peer-id>', 'only these peers may connect (besides the cluster key); repeatable', collect)
+    .option('--metrics <host:port>', 'serve Prometheus metrics there, e.g. 127.0.0.1:9464')
     .option('--stale-after-ms <ms>', 'mark a node stale when not heard from for this long (default: 30000)', positiveInt)
-    .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('warn'))
+    .addOption(new Option('--log-level <level>', 'debug, info, warn or error (default: warn)').choices(['debug', 'info', 'warn', 'error']))
     .addOption(new Option('--heartbeat-ms <ms>', 'heartbeat interval').argParser(positiveInt).hideHelp())
     .addOption(new Option('--rescan-ms <ms>', 'full rescan interval').argParser(positiveInt).hideHelp())
     .addOption(new Option('--stable-ms <ms>', 'how long a file must stay unmodified before it is announced').argParser(positiveInt).hideHelp())
-    .action(async (opts) => {
-      if (!isLogLevel(opts.logLevel)) throw new InvalidArgumentError(`--log-level must be debug, info, warn or error, not ${opts.logLevel}`)
-      setExit(await runAgent(opts))
-    })
+    .action(async (opts) => { setExit(await runAgent(opts)) })
 
   cmd.command('status')
     .description('this agent and its peers')

@@ -89,8 +89,16 @@ interface Active {
  * holders and other receivers), rarest chunks first, from fast and unloaded peers, verifying each
  * chunk before it is written, and serves what it has received to others at once.
  */
+export interface EngineStats {
+  chunksVerified: number
+  chunksFailed: number
+  /** Bytes received per `peer|priority`. */
+  bytesByPeerPriority: Map<string, number>
+}
+
 export class TransferEngine {
   readonly peers: PeerBook
+  readonly stats: EngineStats = { chunksVerified: 0, chunksFailed: 0, bytesByPeerPriority: new Map() }
   readonly limiter: PriorityLimiter
   private readonly active = new Map<string, Active>()
   private readonly requestsPerPeer: number
@@ -112,7 +120,7 @@ export class TransferEngine {
     const key = Buffer.from(request.contentId).toString('hex')
     if (this.active.has(key)) throw new Error(`a download of ${request.target} is already running`)
     const list = await this.fetchHashList(request)
-    const download = new Download(this, this.init.client, request, list, this.requestsPerPeer, this.init.log)
+    const download = new Download(this, this.init.client, request, list, this.requestsPerPeer, this.stats, this.init.log)
     const partialPath = partialPathFor(request.target, request.contentId)
     const handle = await download.openPartial(partialPath)
     this.active.set(key, { path: partialPath, size: request.size, chunkSize: request.chunkSize, hashes: list.hashes, have: download.have })
@@ -209,6 +217,7 @@ class Download {
     private readonly request: DownloadRequest,
     private readonly list: HashList,
     private readonly requestsPerPeer: number,
+    private readonly stats: EngineStats,
     private readonly log?: (msg: string, fields?: Record<string, unknown>) => void
   ) {
     this.count = Math.ceil(request.size / request.chunkSize)
@@ -389,9 +398,15 @@ class Download {
       for await (const frame of this.client.chunks(peer.peerId, request.contentId, running.chunks, signal)) {
         const expected = chunkLength(request.size, request.chunkSize, frame.index)
         if (frame.data.length !== expected || Buffer.compare(sha256(frame.data), chunkHashAt(this.list.hashes, frame.index)) !== 0) {
+          this.stats.chunksFailed++
           throw new CorruptChunkError(`chunk ${frame.index} from ${peer.peerId} does not match its hash`)
         }
+        this.stats.chunksVerified++
         received += frame.data.length
+        const statKey = `${peer.peerId}|${request.priority}`
+        if (this.stats.bytesByPeerPriority.has(statKey) || this.stats.bytesByPeerPriority.size < 10_000) {
+          this.stats.bytesByPeerPriority.set(statKey, (this.stats.bytesByPeerPriority.get(statKey) ?? 0) + frame.data.length)
+        }
         if (this.have.has(frame.index)) {
           this.result.duplicateChunks++
         } else {

@@ -883,6 +883,7 @@ export interface Heartbeat {
   node?: NodeInfo
   load: LoadLevel
   digest: Uint8Array<ArrayBuffer>
+  sentMs: number
 }
 
 export namespace Heartbeat {
@@ -910,13 +911,19 @@ export namespace Heartbeat {
           w.bytes(obj.digest)
         }
 
+        if ((obj.sentMs != null && obj.sentMs !== 0)) {
+          w.uint32(32)
+          w.sint64Number(obj.sentMs)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
           load: LoadLevel.OK,
-          digest: uint8ArrayAlloc(0)
+          digest: uint8ArrayAlloc(0),
+          sentMs: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -937,6 +944,10 @@ export namespace Heartbeat {
             }
             case 3: {
               obj.digest = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.sentMs = reader.sint64Number()
               break
             }
             default: {
@@ -972,6 +983,13 @@ export namespace Heartbeat {
               yield {
                 field: `${prefix}.digest`,
                 value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.sentMs`,
+                value: reader.sint64Number()
               }
               break
             }
@@ -1029,6 +1047,11 @@ export namespace Heartbeat {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface HeartbeatSentMsFieldEvent {
+    field: '$.sentMs'
+    value: number
+  }
+
   export function encode (obj: Partial<Heartbeat>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Heartbeat.codec())
   }
@@ -1037,7 +1060,7 @@ export namespace Heartbeat {
     return decodeMessage(buf, Heartbeat.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatNodeDatasetsFieldEvent | HeartbeatLoadFieldEvent | HeartbeatDigestFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatNodeNameFieldEvent | HeartbeatNodeGenerationFieldEvent | HeartbeatNodeSequenceFieldEvent | HeartbeatNodeAddrsFieldEvent | HeartbeatNodeRoleFieldEvent | HeartbeatNodeDatasetsFieldEvent | HeartbeatLoadFieldEvent | HeartbeatDigestFieldEvent | HeartbeatSentMsFieldEvent> {
     return streamMessage(buf, Heartbeat.codec(), opts)
   }
 }

@@ -1,56 +1,16 @@
-import { Agent, ConfigError, StartupError, STOP_TIMEOUT_MS, resolveConfig } from '@shoal/agent'
+import { Agent, ConfigError, StartupError, STOP_TIMEOUT_MS, resolveConfig, type AgentOptions } from '@shoal/agent'
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from '../exit-codes.js'
-import { createLogger, type LogLevel } from '../log.js'
-
-interface AgentFlags {
-  name?: string
-  state?: string
-  socket?: string
-  listen?: string[]
-  bootstrap?: string[]
-  dataset?: string[]
-  clusterKey?: string
-  logLevel: LogLevel
-  heartbeatMs?: number
-  rescanMs?: number
-  stableMs?: number
-  staleAfterMs?: number
-  downloadRate?: string
-  uploadRate?: string
-  perPeerDownloadRate?: string
-  perPeerUploadRate?: string
-  minFreeDisk?: string
-  leader?: string[]
-  onDemand?: string[]
-}
+import { createLogger } from '../log.js'
 
 /** `shoal agent`: runs until SIGINT or SIGTERM, then stops cleanly. */
-export async function runAgent (flags: AgentFlags): Promise<number> {
-  const log = createLogger(flags.logLevel)
-  // A stray rejected promise is a bug to report, not a reason to take the node's data service down.
-  process.on('unhandledRejection', (err: any) => { log.error('unhandled rejection', { error: String(err?.stack ?? err) }) })
+export async function runAgent (flags: AgentOptions & { heartbeatMs?: number, rescanMs?: number }): Promise<number> {
+  let log = createLogger('warn')
   let agent: Agent
   try {
-    const config = resolveConfig({
-      name: flags.name,
-      state: flags.state,
-      socket: flags.socket,
-      listen: flags.listen,
-      bootstrap: flags.bootstrap,
-      dataset: flags.dataset,
-      clusterKey: flags.clusterKey,
-      heartbeatIntervalMs: flags.heartbeatMs,
-      rescanIntervalMs: flags.rescanMs,
-      stableMs: flags.stableMs,
-      staleAfterMs: flags.staleAfterMs,
-      downloadRate: flags.downloadRate,
-      uploadRate: flags.uploadRate,
-      perPeerDownloadRate: flags.perPeerDownloadRate,
-      perPeerUploadRate: flags.perPeerUploadRate,
-      minFreeDisk: flags.minFreeDisk,
-      leader: flags.leader,
-      onDemand: flags.onDemand
-    })
+    const config = resolveConfig({ ...flags, heartbeatIntervalMs: flags.heartbeatMs, rescanIntervalMs: flags.rescanMs }, { env: process.env })
+    log = createLogger(config.logLevel)
+    // A stray rejected promise is a bug to report, not a reason to take the node's data service down.
+    process.on('unhandledRejection', (err: any) => { log.error('unhandled rejection', { error: String(err?.stack ?? err) }) })
     agent = new Agent(config, log)
     const info = await agent.start()
     process.stdout.write(`shoal agent ${config.name} running as ${info.peerId}\n`)
