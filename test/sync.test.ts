@@ -47,7 +47,7 @@ describe('two agents', () => {
     expect(text.stdout).toContain('alpha')
     expect(text.stdout).toContain(a.peerId)
     const json = await runShoal(['status', '--socket', b.socket, '--json'])
-    const status = JSON.parse(json.stdout)
+    const status = JSON.parse(json.stdout).status
     expect(status.peerId).toBe(b.peerId)
     expect(status.name).toBe('beta')
     expect(status.peers).toEqual(expect.arrayContaining([expect.objectContaining({ peerId: a.peerId, name: 'alpha', connected: true })]))

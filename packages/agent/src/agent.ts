@@ -23,7 +23,7 @@ import { toWireEntry } from './records.js'
 import { Sync } from './sync.js'
 import { HoldPolicies } from './policy.js'
 import { SerialQueue, silentLogger, type Logger } from './util.js'
-import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse } from '@shoal/client'
+import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse, DatasetsResponse } from '@shoal/client'
 import type { NodeInfo } from '@shoal/wire'
 
 /** The peers this node knew, kept across restarts. */
@@ -262,6 +262,23 @@ export class Agent {
         }
       },
       broadcastProgress: (id) => this.directives?.progress(id),
+      peers: () => ({ peers: this.status().peers }),
+      datasets: () => this.datasetsReport(),
+      rescan: async (dataset) => {
+        if (dataset != null && !config.datasets.some(d => d.name === dataset)) throw new ApiError(404, 'not_found', `this node holds no dataset ${dataset}`)
+        return await this.rescan(dataset)
+      },
+      pull: ({ dataset, path, priority }) => {
+        if (!config.datasets.some(d => d.name === dataset)) throw new ApiError(400, 'invalid_argument', `this node holds no dataset ${dataset}`)
+        const newest = this.cluster.newest(dataset, path)
+        if (newest == null || newest.deleted) throw new ApiError(404, 'not_found', `no node holds ${dataset}/${path}`)
+        const local = this.index?.get(dataset, path)
+        if (local != null && !local.deleted && Buffer.compare(local.contentId, newest.contentId) === 0) {
+          return { dataset, path, version: newest.version, state: 'held' }
+        }
+        this.sync?.order({ id: 'local', dataset, path, contentId: newest.contentId, version: newest.version, priority, deadlineMs: 0, issuer: this.peerId })
+        return { dataset, path, version: newest.version, state: this.sync?.transfers.get(`${dataset}/${path}`)?.state ?? 'queued' }
+      },
       files: (dataset, prefix, limit, after) => this.files(dataset, prefix, limit, after),
       lacking: (peerId, dataset, limit, after) => {
         const files = this.cluster.lackingFiles(peerId, dataset, limit + 1, after)
@@ -371,14 +388,22 @@ export class Agent {
     }, delayMs)
   }
 
-  private async scanAll (): Promise<void> {
+  /** A scan asked for through the API: runs now (after any scan in progress) and reports. */
+  private async rescan (only?: string): Promise<{ datasets: string[], changed: number, pending: number }> {
+    const names = this.config.datasets.filter(d => only == null || d.name === only).map(d => d.name)
+    const result = await this.scanAll(only)
+    return { datasets: names, ...result }
+  }
+
+  private async scanAll (only?: string): Promise<{ changed: number, pending: number }> {
     const index = this.index
-    if (index == null) return
+    if (index == null) return { changed: 0, pending: 0 }
     let pending = 0
     let changed = 0
     this.scans++
     await this.indexLock.run(async () => {
       for (const dataset of this.config.datasets) {
+        if (only != null && dataset.name !== only) continue
         if (this.stopping) return
         try {
           const result = await scanDataset(dataset.name, dataset.path, index, {
@@ -397,6 +422,30 @@ export class Agent {
     if (changed > 0) this.localChanged()
     // Files still being written: look again once they may have settled.
     if (pending > 0) this.requestScan(Math.max(this.config.stableMs, 100))
+    return { changed, pending }
+  }
+
+  private datasetsReport (): DatasetsResponse {
+    const self = this.cluster.node(this.peerId)
+    return {
+      datasets: this.config.datasets.map(d => {
+        let files = 0
+        let bytes = 0
+        let receiving = 0
+        for (const e of self?.entries.values() ?? []) {
+          if (e.dataset !== d.name || e.deleted) continue
+          if (e.partial) receiving++
+          else {
+            files++
+            bytes += e.size
+          }
+        }
+        return {
+          name: d.name, path: d.path, priority: d.priority, hold: d.hold, include: d.include, exclude: d.exclude, immutable: d.immutable,
+          files, bytes, receiving, missing: this.cluster.lackingFiles(this.peerId, d.name, 100_000).length
+        }
+      })
+    }
   }
 
   /** Loads the peers known before a restart (so a node without bootstrap addresses can rejoin). */
@@ -469,11 +518,13 @@ export class Agent {
         stale: Date.now() - record.lastHeard > this.config.staleAfterMs,
         lacking: this.cluster.lacking(record.peerId),
         load: this.engine?.peers.get(record.peerId).load ?? 'ok',
+        role: record.info.role,
+        datasets: Object.fromEntries([...this.cluster.datasetCounts(record.peerId)].filter(([d]) => (record.info.datasets ?? []).includes(d)).map(([d, c]) => [d, { ...c }])),
         files: [...record.entries.values()].filter(e => !e.deleted).length
       })
     }
     for (const peerId of connected) {
-      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0, lacking: 0, load: 'ok' })
+      if (!peers.has(peerId)) peers.set(peerId, { peerId, name: '', connected: true, addresses: [], lastHeard: null, stale: false, files: 0, lacking: 0, load: 'ok', role: '', datasets: {} })
     }
     const self = this.cluster.node(selfId)
     return {
@@ -482,11 +533,11 @@ export class Agent {
       addresses: this.addresses(),
       generation: this.generation,
       sequence: this.index?.sequence ?? 0,
-      datasets: this.config.datasets.map(d => ({
-        name: d.name,
-        path: d.path,
-        files: [...(self?.entries.values() ?? [])].filter(e => e.dataset === d.name && !e.deleted).length
-      })),
+      role: this.config.role,
+      datasets: this.config.datasets.map(d => {
+        const c = this.cluster.datasetCounts(selfId).get(d.name)
+        return { name: d.name, path: d.path, files: c?.held ?? 0, receiving: c?.receiving ?? 0, missing: c?.missing ?? 0 }
+      }),
       peers: [...peers.values()].sort((a, b) => a.name.localeCompare(b.name) || a.peerId.localeCompare(b.peerId)),
       view: {
         digest: Buffer.from(this.cluster.digest()).toString('hex'),

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { checkDatasetName, checkPeerIdText, checkRelativePath, InvalidMessageError } from '@shoal/wire'
 import { MAX_API_BODY_BYTES } from './constants.js'
 import type {
-  BroadcastProgress, StatusResponse, WhereResponse, TransfersResponse, ApiErrorBody, FilesResponse, LackingResponse, ReplicasResponse, ConflictsResponse
+  BroadcastProgress, StatusResponse, PeersResponse, DatasetsResponse, RescanResponse, PullResponse, WhereResponse, TransfersResponse, ApiErrorBody, FilesResponse, LackingResponse, ReplicasResponse, ConflictsResponse
 } from '@shoal/client'
 import type { EventHub } from './events.js'
 
@@ -22,6 +22,10 @@ export interface ApiBackend {
   forceLoad?: (level: 'ok' | 'busy' | 'overloaded' | undefined) => void
   broadcast: (request: { dataset: string, path: string, priority: Priority, nodes: string[], timeoutMs: number, force?: boolean }) => Promise<BroadcastProgress>
   broadcastProgress: (id: string) => BroadcastProgress | undefined
+  peers: () => PeersResponse
+  datasets: () => DatasetsResponse
+  rescan: (dataset?: string) => Promise<RescanResponse>
+  pull: (request: { dataset: string, path: string, priority: Priority }) => PullResponse
 }
 
 type Priority = 'critical' | 'high' | 'normal' | 'low' | 'background'
@@ -45,6 +49,29 @@ async function readJson (req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new ApiError(400, 'invalid_json', 'the body is not valid JSON')
   }
+}
+
+function objectBody (body: unknown, known: string[]): Record<string, unknown> {
+  if (body == null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(400, 'invalid_argument', 'expected a JSON object')
+  for (const key of Object.keys(body)) if (!known.includes(key)) throw new ApiError(400, 'invalid_argument', `unknown field ${key}`)
+  return body as Record<string, unknown>
+}
+
+function parseRescan (body: unknown): string | undefined {
+  const b = objectBody(body, ['dataset'])
+  if (b.dataset === undefined) return undefined
+  if (typeof b.dataset !== 'string') throw new ApiError(400, 'invalid_argument', 'dataset: expected a string')
+  invalidAsBadRequest(() => { checkDatasetName(b.dataset as string, 'dataset') })
+  return b.dataset
+}
+
+function parsePull (body: unknown): { dataset: string, path: string, priority: Priority } {
+  const b = objectBody(body, ['dataset', 'path', 'priority'])
+  if (typeof b.dataset !== 'string' || typeof b.path !== 'string') throw new ApiError(400, 'invalid_argument', 'dataset and path: expected strings')
+  invalidAsBadRequest(() => { checkDatasetName(b.dataset as string, 'dataset'); checkRelativePath(b.path as string, 'path') })
+  const priority = b.priority ?? 'high'
+  if (typeof priority !== 'string' || !PRIORITY_VALUES.includes(priority)) throw new ApiError(400, 'invalid_argument', `priority: one of ${PRIORITY_VALUES.join(', ')}`)
+  return { dataset: b.dataset, path: b.path, priority: priority as Priority }
 }
 
 function parseBroadcast (body: unknown): { dataset: string, path: string, priority: Priority, nodes: string[], timeoutMs: number, force?: boolean } {
@@ -202,6 +229,13 @@ export class ApiServer {
         this.backend.forceLoad(level === 'auto' ? undefined : level as 'ok' | 'busy' | 'overloaded')
         return send(res, 200, { level })
       }
+      if (url.pathname === '/v1/rescan' || url.pathname === '/v1/pull') {
+        if (req.method !== 'POST') throw new ApiError(405, 'method_not_allowed', `use POST ${url.pathname}`)
+        void readJson(req)
+          .then(async body => url.pathname === '/v1/rescan' ? await this.backend.rescan(parseRescan(body)) : this.backend.pull(parsePull(body)))
+          .then(result => { send(res, url.pathname === '/v1/rescan' ? 200 : 202, result) }, (err) => { sendError(res, err) })
+        return
+      }
       if (url.pathname === '/v1/broadcast') {
         if (req.method !== 'POST') throw new ApiError(405, 'method_not_allowed', 'use POST /v1/broadcast')
         void readJson(req)
@@ -240,6 +274,10 @@ export class ApiServer {
         }
         case '/v1/transfers':
           return send(res, 200, this.backend.transfers())
+        case '/v1/peers':
+          return send(res, 200, this.backend.peers())
+        case '/v1/datasets':
+          return send(res, 200, this.backend.datasets())
         case '/v1/events':
           return this.streamEvents(req, res)
         default:

@@ -3,3 +3,5 @@ export { resolveConfig, checkDatasets, type AgentConfig, type AgentOptions, type
 export { ConfigError, StartupError, AlreadyRunningError } from './errors.js'
 export { type Logger, silentLogger } from './util.js'
 export * from './constants.js'
+export { initNode, type InitOptions, type InitResult } from './init.js'
+export { encodeJoinToken, decodeJoinToken } from './join.js'

@@ -2,6 +2,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { runAgent } from './commands/agent.js'
 import { runLs, runStatus, runWhere, clientFor } from './commands/query.js'
 import { parseDuration, runBroadcast } from './commands/broadcast.js'
+import { runInit } from './commands/init.js'
+import { runEvents, runPeers, runPull, runRescan, runTransfers } from './commands/ops.js'
 import { EXIT_USAGE } from './exit-codes.js'
 
 function collect (value: string, previous: string[] | undefined): string[] {
@@ -18,6 +20,14 @@ function positiveCount (value: string): number {
   const n = Number(value)
   if (!Number.isSafeInteger(n) || n <= 0 || n > 10_000) throw new InvalidArgumentError('expected an integer from 1 to 10000')
   return n
+}
+
+function durationOption (v: string): number {
+  try {
+    return parseDuration(v)
+  } catch (err: any) {
+    throw new InvalidArgumentError(err.message)
+  }
 }
 
 const SOCKET_HELP = 'the agent\'s socket (default: ./.shoal/agent.sock)'
@@ -59,6 +69,17 @@ function program (setExit: (code: number) => void): Command {
     .addOption(new Option('--stable-ms <ms>', 'how long a file must stay unmodified before it is announced').argParser(positiveInt).hideHelp())
     .action(async (opts) => { setExit(await runAgent(opts)) })
 
+  cmd.command('init')
+    .description('create this node\'s identity, a new cluster key and a commented configuration; print how other nodes join')
+    .option('--state <dir>', 'state directory (default: ./.shoal)')
+    .option('--config <file>', 'where to write the configuration (default: ./shoal.yaml)')
+    .option('--listen <multiaddr>', 'address the agent will listen on (default: /ip4/0.0.0.0/tcp/4001)')
+    .option('--advertise <multiaddr>', 'address other nodes reach this one at; repeatable (default: this host\'s addresses)', collect)
+    .option('--name <name>', 'this node\'s name (default: the host name)')
+    .option('--force', 'overwrite an existing configuration file')
+    .option('--json', 'print JSON (includes the secret join token)')
+    .action(async (opts) => { setExit(await runInit(opts)) })
+
   cmd.command('status')
     .description('this agent and its peers')
     .option('--socket <path>', SOCKET_HELP)
@@ -78,16 +99,46 @@ function program (setExit: (code: number) => void): Command {
     .addOption(new Option('--priority <p>', 'transfer priority').choices(['critical', 'high', 'normal', 'low', 'background']).default('high'))
     .option('--nodes <selector>', 'comma-separated peer ids, node names or role:NAME (default: all)')
     .option('--wait', 'show progress and exit 0 once every node holds a verified copy')
-    .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 10m); exit 1 listing the nodes that do not hold it', (v: string) => {
-      try {
-        return parseDuration(v)
-      } catch (err: any) {
-        throw new InvalidArgumentError(err.message)
-      }
-    })
+    .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 10m); exit 1 listing the nodes that do not hold it', durationOption)
     .option('--socket <path>', SOCKET_HELP)
     .option('--json', 'print JSON')
     .action(async (file, opts) => { setExit(await runBroadcast(clientFor(opts), file, opts)) })
+
+  cmd.command('pull')
+    .description('fetch a file onto this node now (at the given priority)')
+    .argument('<dataset/path>', 'the file, as DATASET/PATH')
+    .addOption(new Option('--priority <p>', 'transfer priority').choices(['critical', 'high', 'normal', 'low', 'background']).default('high'))
+    .option('--wait', 'show progress until a verified copy is held')
+    .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 10m)', durationOption)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (file, opts) => { setExit(await runPull(clientFor(opts), file, opts)) })
+
+  cmd.command('peers')
+    .description('every node this agent knows, with connection, load and what it lacks')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (opts) => { setExit(await runPeers(clientFor(opts), opts)) })
+
+  cmd.command('transfers')
+    .description('this agent\'s transfers: queued, running, completed, failed')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (opts) => { setExit(await runTransfers(clientFor(opts), opts)) })
+
+  cmd.command('events')
+    .description('follow the agent\'s event stream (files, transfers, peers, load) until interrupted')
+    .option('--count <n>', 'stop after this many events', positiveCount)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print NDJSON')
+    .action(async (opts) => { setExit(await runEvents(clientFor(opts), opts)) })
+
+  cmd.command('rescan')
+    .description('scan the datasets (or one) now, instead of waiting for the watcher or the periodic scan')
+    .argument('[dataset]', 'only this dataset')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print JSON')
+    .action(async (dataset, opts) => { setExit(await runRescan(clientFor(opts), dataset, opts)) })
 
   cmd.command('ls')
     .description('files of a dataset known anywhere in the cluster, with their replica counts')

@@ -7,7 +7,8 @@ export interface StatusResponse {
   addresses: string[]
   generation: number
   sequence: number
-  datasets: Array<{ name: string, path: string, files: number }>
+  role: string
+  datasets: Array<{ name: string, path: string, files: number, receiving: number, missing: number }>
   peers: PeerStatus[]
   /** The view of the cluster: digest over every record's (peer, generation, sequence). */
   view: {
@@ -56,6 +57,9 @@ export interface PeerStatus {
   lacking: number
   /** Its load as its last heartbeat said. */
   load: 'ok' | 'busy' | 'overloaded'
+  role: string
+  /** Per dataset it holds: files held complete, being received, lacking. */
+  datasets: Record<string, { held: number, receiving: number, missing: number }>
 }
 
 export interface HolderInfo {
@@ -106,6 +110,44 @@ export interface ReplicasResponse {
 /** GET /v1/conflicts?limit= */
 export interface ConflictsResponse {
   conflicts: Array<{ dataset: string, path: string, holders: Array<{ peerId: string, name: string, version: number, contentId: string }> }>
+}
+
+/** GET /v1/peers */
+export interface PeersResponse {
+  peers: PeerStatus[]
+}
+
+/** GET /v1/datasets */
+export interface DatasetsResponse {
+  datasets: Array<{
+    name: string
+    path: string
+    priority: string
+    hold: { kind: 'all' } | { kind: 'on-demand' } | { kind: 'replicas', count: number } | { kind: 'select', roles: string[], names: string[] }
+    include: string[]
+    exclude: string[]
+    immutable: boolean
+    /** Files this node holds, their bytes, files being received, and files of the cluster it lacks. */
+    files: number
+    bytes: number
+    receiving: number
+    missing: number
+  }>
+}
+
+/** POST /v1/rescan */
+export interface RescanResponse {
+  datasets: string[]
+  changed: number
+  pending: number
+}
+
+/** POST /v1/pull */
+export interface PullResponse {
+  dataset: string
+  path: string
+  version: number
+  state: 'queued' | 'running' | 'completed' | 'failed' | 'held'
 }
 
 export interface BroadcastNodeProgress {
@@ -223,6 +265,22 @@ export class ShoalClient {
 
   conflicts (options: { limit?: number } = {}): Promise<ConflictsResponse> {
     return this.get(`/v1/conflicts?${query(options)}`)
+  }
+
+  peers (): Promise<PeersResponse> {
+    return this.get('/v1/peers')
+  }
+
+  datasets (): Promise<DatasetsResponse> {
+    return this.get('/v1/datasets')
+  }
+
+  rescan (dataset?: string): Promise<RescanResponse> {
+    return this.send('POST', '/v1/rescan', dataset == null ? {} : { dataset })
+  }
+
+  pull (dataset: string, path: string, priority?: BroadcastRequest['priority']): Promise<PullResponse> {
+    return this.send('POST', '/v1/pull', { dataset, path, ...(priority == null ? {} : { priority }) })
   }
 
   broadcast (request: BroadcastRequest): Promise<BroadcastProgress> {

@@ -24,6 +24,12 @@ export interface Holder {
   complete: boolean
 }
 
+export interface DatasetCounts {
+  held: number
+  receiving: number
+  missing: number
+}
+
 export type DeltaResult = 'applied' | 'stale' | 'gap'
 
 export type ChangeListener = (peerId: string, changed: FileEntry[]) => void
@@ -62,7 +68,8 @@ export class ClusterManifest {
   private readonly byReplicaCount = new Map<number, Set<string>>()
   private readonly conflictKeys = new Set<string>()
   private readonly members = new Map<string, Set<string>>()
-  private readonly lackCount = new Map<string, number>()
+  /** Per node, per dataset: files lacked, held complete, being received. */
+  private readonly counts = new Map<string, Map<string, DatasetCounts>>()
   /** Lackers of each key touched by the change in progress, as they were before it. */
   private readonly lackersBefore = new Map<string, string[]>()
 
@@ -163,6 +170,7 @@ export class ClusterManifest {
           this.pathsByDataset.get(old.dataset)?.delete(key)
         }
         record.entries.delete(key)
+        this.countEntry(peerId, old, -1)
         changed.push({ ...old, deleted: true })
       }
     }
@@ -180,6 +188,8 @@ export class ClusterManifest {
 
   private setEntry (peerId: string, record: NodeRecord, key: string, entry: FileEntry): void {
     this.beforeChange(key)
+    this.countEntry(peerId, record.entries.get(key), -1)
+    this.countEntry(peerId, entry, 1)
     record.entries.set(key, entry)
     let holders = this.byFile.get(key)
     if (holders == null) {
@@ -215,8 +225,9 @@ export class ClusterManifest {
   /** Brings every derived index up to date for the keys touched since beforeChange. */
   private afterChanges (): void {
     for (const [key, before] of this.lackersBefore) {
-      for (const peerId of before) this.lackCount.set(peerId, (this.lackCount.get(peerId) ?? 1) - 1)
-      for (const peerId of this.lackersOf(key)) this.lackCount.set(peerId, (this.lackCount.get(peerId) ?? 0) + 1)
+      const dataset = key.slice(0, key.indexOf('/'))
+      for (const peerId of before) this.countsOf(peerId, dataset).missing--
+      for (const peerId of this.lackersOf(key)) this.countsOf(peerId, dataset).missing++
       this.refreshReplicas(key)
     }
     this.lackersBefore.clear()
@@ -335,7 +346,30 @@ export class ClusterManifest {
 
   /** How many live files of its datasets a node does not hold at their newest content. */
   lacking (peerId: string): number {
-    return this.lackCount.get(peerId) ?? 0
+    let total = 0
+    for (const c of this.counts.get(peerId)?.values() ?? []) total += c.missing
+    return total
+  }
+
+  /** Per dataset: what a node holds complete, is receiving, and lacks (maintained on every change). */
+  datasetCounts (peerId: string): Map<string, DatasetCounts> {
+    return this.counts.get(peerId) ?? new Map()
+  }
+
+  private countsOf (peerId: string, dataset: string): DatasetCounts {
+    let byDataset = this.counts.get(peerId)
+    if (byDataset == null) this.counts.set(peerId, byDataset = new Map())
+    let c = byDataset.get(dataset)
+    if (c == null) byDataset.set(dataset, c = { held: 0, receiving: 0, missing: 0 })
+    return c
+  }
+
+  /** Counts an entry in (+1) or out (-1) of its node's held/receiving totals. */
+  private countEntry (peerId: string, entry: FileEntry | undefined, delta: number): void {
+    if (entry == null || entry.deleted) return
+    const c = this.countsOf(peerId, entry.dataset)
+    if (entry.partial === true) c.receiving += delta
+    else c.held += delta
   }
 
   /** The files of `dataset` that a node lacks, in path order, from after `after`, up to `limit`. */

@@ -1,7 +1,8 @@
 import { opendir, stat, lstat, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { isValidRelativePath } from '@shoal/wire'
-import { chooseChunkSize, FileChangedError, hashFile } from './chunking.js'
+import { chooseChunkSize, FileChangedError, hashFile, type FileHashes } from './chunking.js'
 import type { LocalFile, LocalIndex } from './local-index.js'
 
 /** Files the transfer engine writes beside their targets; never indexed. */
@@ -28,7 +29,19 @@ export interface ScanOptions {
   versionFloor?: (dataset: string, path: string) => number
   signal?: AbortSignal
   now?: () => number
+  /** Hashes one file; hashFile (on this thread) by default. A HashPool's `hash` spreads files over every core. */
+  hasher?: FileHasher
+  /** Files hashed at once; DEFAULT_HASH_CONCURRENCY by default. */
+  hashConcurrency?: number
 }
+
+export type FileHasher = (path: string, chunkSize: number, options: { expectedSize?: number, signal?: AbortSignal }) => Promise<FileHashes>
+
+/**
+ * Twice the cores: a worker that finishes a file finds the next one already queued while the
+ * scanner records the previous result, and memory stays at a few read buffers.
+ */
+export const DEFAULT_HASH_CONCURRENCY = 2 * availableParallelism()
 
 export interface ScanResult {
   changed: LocalFile[]
@@ -110,36 +123,70 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
   const changed: LocalFile[] = []
   let pending = 0
   const known = new Map(index.filesOf(dataset).map(f => [f.path, f]))
-  for (const [path, disk] of seen) {
-    options.signal?.throwIfAborted()
-    const old = known.get(path)
-    if (old != null && !old.deleted && old.size === disk.size && old.mtimeMs === disk.mtimeMs && old.ino === disk.ino) continue
-    if (now() - disk.mtimeMs < options.stableMs) {
-      pending++
-      continue
-    }
-    const chunkSize = chooseChunkSize(disk.size, old?.deleted === false ? old.chunkSize : undefined)
-    let hashed
+  const hasher = options.hasher ?? hashFile
+  const concurrency = Math.max(1, Math.floor(options.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY))
+  // Ends the hashes still in flight when the scan fails half-way.
+  const stop = new AbortController()
+  const signal = options.signal == null ? stop.signal : AbortSignal.any([options.signal, stop.signal])
+
+  /** The file's hashes, or undefined when it changed or vanished meanwhile (a later scan sees it again). */
+  const hashStable = async (path: string, disk: Seen, chunkSize: number): Promise<FileHashes | undefined> => {
     try {
-      hashed = await hashFile(join(root, path), chunkSize, { expectedSize: disk.size, signal: options.signal })
+      const hashed = await hasher(join(root, path), chunkSize, { expectedSize: disk.size, signal })
       const after = await lstat(join(root, path))
       if (after.size !== disk.size || Math.floor(after.mtimeMs) !== disk.mtimeMs || after.ino !== disk.ino) throw new FileChangedError(path)
+      return hashed
     } catch (err: any) {
-      if (err instanceof FileChangedError || err.code === 'ENOENT') {
-        pending++
-        continue
-      }
+      if (err instanceof FileChangedError || err.code === 'ENOENT') return undefined
       throw err
+    }
+  }
+
+  // Several files hash at once, but their results are recorded in walk order, so sequence numbers
+  // do not depend on which hash finishes first.
+  interface InFlight { path: string, disk: Seen, old?: LocalFile, chunkSize: number, outcome: Promise<{ hashed?: FileHashes, error?: unknown }> }
+  const inFlight: InFlight[] = []
+  const recordOldest = async (): Promise<void> => {
+    const { path, disk, old, chunkSize, outcome } = inFlight[0]
+    const { hashed, error } = await outcome
+    inFlight.shift()
+    if (error != null) throw error
+    if (hashed == null) {
+      pending++
+      return
     }
     if (old != null && !old.deleted && Buffer.compare(old.contentId, hashed.contentId) === 0) {
       index.touch(dataset, path, disk.size, disk.mtimeMs, disk.ino)
-      continue
+      return
     }
     const version = Math.max(old?.version ?? 0, options.versionFloor?.(dataset, path) ?? 0) + 1
     changed.push(index.put({
       dataset, path, size: disk.size, mtimeMs: disk.mtimeMs, ino: disk.ino, mode: disk.mode,
       contentId: hashed.contentId, chunkSize, hashes: hashed.hashes, version, deleted: false
     }))
+  }
+
+  try {
+    for (const [path, disk] of seen) {
+      options.signal?.throwIfAborted()
+      const old = known.get(path)
+      if (old != null && !old.deleted && old.size === disk.size && old.mtimeMs === disk.mtimeMs && old.ino === disk.ino) continue
+      if (now() - disk.mtimeMs < options.stableMs) {
+        pending++
+        continue
+      }
+      const chunkSize = chooseChunkSize(disk.size, old?.deleted === false ? old.chunkSize : undefined)
+      // Settled into a value at once: a failure waiting behind earlier files is not an unhandled rejection.
+      const outcome = hashStable(path, disk, chunkSize).then(hashed => ({ hashed }), (error: unknown) => ({ error: error ?? new Error('hashing failed') }))
+      inFlight.push({ path, disk, old, chunkSize, outcome })
+      if (inFlight.length >= concurrency) await recordOldest()
+    }
+    while (inFlight.length > 0) await recordOldest()
+  } finally {
+    if (inFlight.length > 0) {
+      stop.abort()
+      await Promise.all(inFlight.map(async f => await f.outcome))
+    }
   }
   for (const [path, old] of known) {
     if (old.deleted || seen.has(path)) continue

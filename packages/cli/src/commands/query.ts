@@ -2,6 +2,8 @@ import { resolve } from 'node:path'
 import { AgentApiError, AgentUnreachableError, ShoalClient } from '@shoal/client'
 import { DEFAULT_STATE_DIR, SOCKET_NAME } from '@shoal/agent'
 import { EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE } from '../exit-codes.js'
+import { table } from '../format.js'
+import { gatherDashboard, renderDashboard } from './dashboard.js'
 
 interface QueryFlags {
   socket?: string
@@ -12,7 +14,7 @@ export function clientFor (flags: QueryFlags): ShoalClient {
   return new ShoalClient(resolve(flags.socket ?? `${DEFAULT_STATE_DIR}/${SOCKET_NAME}`))
 }
 
-async function run (what: () => Promise<void>): Promise<number> {
+export async function run (what: () => Promise<void>): Promise<number> {
   try {
     await what()
     return EXIT_OK
@@ -24,33 +26,11 @@ async function run (what: () => Promise<void>): Promise<number> {
   }
 }
 
-function ago (ms: number | null): string {
-  if (ms == null) return 'never'
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
-  return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`
-}
-
-function table (rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
-  return rows.map(r => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join('  ')).join('\n') + '\n'
-}
-
 export async function runStatus (flags: QueryFlags): Promise<number> {
   return await run(async () => {
-    const status = await clientFor(flags).status()
-    if (flags.json === true) {
-      process.stdout.write(JSON.stringify(status, null, 2) + '\n')
-      return
-    }
-    let out = `node      ${status.name} (${status.peerId})\n`
-    out += `addresses ${status.addresses.join(' ')}\n`
-    out += `datasets  ${status.datasets.map(d => `${d.name}=${d.path} (${d.files} file${d.files === 1 ? "" : "s"})`).join(', ')}\n\n`
-    if (status.peers.length === 0) out += 'no peers known\n'
-    else {
-      out += table([['PEER', 'NAME', 'CONNECTED', 'FILES', 'LAST HEARD'],
-        ...status.peers.map(p => [p.peerId, p.name || '-', p.connected ? 'yes' : 'no', String(p.files), ago(p.lastHeard) + (p.stale ? ' (stale)' : '')])])
-    }
-    process.stdout.write(out)
+    const dashboard = await gatherDashboard(clientFor(flags))
+    if (flags.json === true) process.stdout.write(JSON.stringify(dashboard, null, 2) + '\n')
+    else process.stdout.write(renderDashboard(dashboard))
   })
 }
 
