@@ -63,6 +63,8 @@ export interface AgentSpec {
   env?: Record<string, string>
   /** Dataset directory (default: DIR/data). */
   data?: string
+  /** Replaces the generated arguments (state, dataset, listen...): the agent gets these plus --socket. */
+  rawArgs?: string[]
 }
 
 export class TestAgent {
@@ -82,6 +84,7 @@ export class TestAgent {
   get client (): ShoalClient { return new ShoalClient(this.socket) }
 
   args (): string[] {
+    if (this.spec.rawArgs != null) return ['agent', ...this.spec.rawArgs, '--socket', this.socket, '--heartbeat-ms', '500', '--log-level', 'info']
     const args = ['agent', '--name', this.spec.name, '--state', this.state, '--socket', this.socket,
       '--dataset', `default=${this.data}`, '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'info',
       '--heartbeat-ms', '500']
