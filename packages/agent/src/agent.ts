@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ClusterManifest, DatasetUnavailableError, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
+import { ClusterManifest, DatasetUnavailableError, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad, checkPeerIdText } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
@@ -80,6 +80,8 @@ export class Agent {
   readonly events = new EventHub()
 
   private readonly metrics?: AgentMetrics
+  /** Hashing runs in worker threads, one per core. */
+  private hashPool?: HashPool
 
   constructor (readonly config: AgentConfig, private readonly log: Logger = silentLogger) {
     this.loadMonitor = new LoadMonitor(config.load)
@@ -146,6 +148,7 @@ export class Agent {
       if (loaded.created) createdClusterKey = file
     }
     this.index = new LocalIndex(join(config.stateDir, 'index.db'))
+    this.hashPool = new HashPool()
     // Generations only grow, even if the clock steps back.
     this.generation = Math.max(Date.now(), (this.index.getMeta('generation') ?? 0) + 1)
     this.index.setMeta('generation', this.generation)
@@ -408,6 +411,7 @@ export class Agent {
         try {
           const result = await scanDataset(dataset.name, dataset.path, index, {
             stableMs: this.config.stableMs,
+            hasher: this.hashPool == null ? undefined : async (path, chunkSize, opts) => await (this.hashPool as HashPool).hash(path, chunkSize, opts),
             versionFloor: (d, p) => this.cluster.newest(d, p)?.version ?? 0
           })
           pending += result.pending
@@ -631,6 +635,7 @@ export class Agent {
       await Promise.resolve(this.node?.stop()).catch(() => {})
       // Let a scan or commit in progress finish before the index closes.
       await this.indexLock.run(async () => { this.index?.close() })
+      await this.hashPool?.close()
       await this.releaseLock?.()
     }
     let timer: NodeJS.Timeout | undefined
