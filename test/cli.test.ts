@@ -67,7 +67,13 @@ describe('the shoal CLI against real agents', () => {
     cli.stdout.on('data', (d: Buffer) => { cliOut += d.toString() })
     try {
       await b.client.events(e => events.push(e), controller.signal)
-      await waitFor('the CLI stream to be open', async () => (await b.client.status()) != null && cliOut !== undefined)
+      // The CLI is a separate process: it is subscribed once it prints an event (probe files make some).
+      let probes = 0
+      await waitFor('shoal events to print its first event', async () => {
+        if (cliOut.trim() !== '') return true
+        await writeFile(join(a.data, `probe-${probes++}.txt`), 'probe')
+        return false
+      }, 60_000, 500)
       await writeFile(join(a.data, 'fresh.bin'), randomBytes(1000))
       const added = await waitFor('file.added on beta', () => events.find(e => e.type === 'file.added' && e.path === 'fresh.bin' && e.peerId === a.peerId))
       expect(added).toMatchObject({ dataset: 'default', version: 1, size: 1000 })

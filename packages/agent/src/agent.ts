@@ -5,13 +5,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ClusterManifest, DatasetUnavailableError, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
-import { PROTOCOL_CHUNK, LoadLevel as WireLoad, checkPeerIdText } from '@shoal/wire'
+import { PROTOCOL_CHUNK, LoadLevel as WireLoad, announceTopic, checkPeerIdText, directiveTopic, heartbeatTopic } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
 import { LoadMonitor } from './load.js'
 import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, CLUSTER_NAME, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
+import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
@@ -88,6 +88,18 @@ export class Agent {
     if (config.metrics != null) this.metrics = new AgentMetrics()
   }
 
+  /** When a known peer that failed to answer is dialled next. */
+  private readonly dialBackoff = new Map<string, { next: number, delay: number }>()
+  /** Peers refused until a time (a flood of invalid messages). */
+  private readonly blockedUntil = new Map<string, number>()
+
+  private async block (peerId: string): Promise<void> {
+    if (this.blockedUntil.size > 10_000) this.blockedUntil.clear()
+    this.blockedUntil.set(peerId, Date.now() + BLOCK_ABUSIVE_MS)
+    this.log.warn('disconnecting a peer that sends too many invalid messages', { peer: peerId, forMs: BLOCK_ABUSIVE_MS })
+    await this.node?.hangUp(peerIdFromString(peerId)).catch(() => {})
+  }
+
   /** Test fault switch (SHOAL_FAULTS=1): force this node's load level, or clear it. */
   forceLoad (level: LoadLevel | undefined): void {
     this.loadMonitor.force(level)
@@ -154,7 +166,15 @@ export class Agent {
     this.index.setMeta('generation', this.generation)
 
     try {
-      this.node = await createNode({ privateKey, clusterKey, listen: config.listen, allow: config.allow, metrics: this.metrics?.registry })
+      this.node = await createNode({
+        privateKey,
+        clusterKey,
+        listen: config.listen,
+        allow: config.allow,
+        metrics: this.metrics?.registry,
+        topics: [announceTopic(CLUSTER_NAME), heartbeatTopic(CLUSTER_NAME), directiveTopic(CLUSTER_NAME)],
+        blocked: (peerId) => (this.blockedUntil.get(peerId) ?? 0) > Date.now()
+      })
     } catch (err: any) {
       throw new StartupError(`cannot listen on ${config.listen.join(', ')}: ${err.message}`)
     }
@@ -207,6 +227,7 @@ export class Agent {
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
       onGossipDelay: (ms) => { this.metrics?.gossipDelay.observe(ms / 1000) },
+      onAbusive: (peerId) => { void this.block(peerId) },
       log: this.log
     })
     await this.gossip.start()
@@ -493,10 +514,22 @@ export class Agent {
     // Every node known now, and those remembered from before a restart.
     const known = new Map(this.rememberedPeers)
     for (const record of this.cluster.allNodes()) if (record.info.addrs.length > 0) known.set(record.peerId, record.info.addrs)
+    const now = Date.now()
+    let dialled = 0
     for (const [peerId, addrs] of known) {
-      if (peerId === this.peerId || connected.has(peerId)) continue
+      if (peerId === this.peerId || connected.has(peerId) || (this.blockedUntil.get(peerId) ?? 0) > now) continue
+      // A peer that keeps failing is tried less and less often (up to every 5 minutes).
+      const backoff = this.dialBackoff.get(peerId)
+      if (backoff != null && backoff.next > now) continue
+      if (dialled++ >= MAX_DIALS_PER_ROUND) break
       try {
-        attempts.push(node.dial(addrs.map(a => multiaddr(`${a}/p2p/${peerId}`)), { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) }))
+        const dial = node.dial(addrs.slice(0, 8).map(a => multiaddr(`${a}/p2p/${peerId}`)), { signal: AbortSignal.timeout(REDIAL_INTERVAL_MS * 2) })
+        attempts.push(dial.then(() => { this.dialBackoff.delete(peerId) }, (err) => {
+          const delay = Math.min(300_000, (backoff?.delay ?? REDIAL_INTERVAL_MS) * 2)
+          if (this.dialBackoff.size > 10_000) this.dialBackoff.clear()
+          this.dialBackoff.set(peerId, { next: Date.now() + delay, delay })
+          throw err
+        }))
       } catch (err: any) {
         this.log.debug('bad address of a known peer', { peer: peerId, error: err.message })
       }
@@ -524,7 +557,7 @@ export class Agent {
         load: this.engine?.peers.get(record.peerId).load ?? 'ok',
         role: record.info.role,
         datasets: Object.fromEntries([...this.cluster.datasetCounts(record.peerId)].filter(([d]) => (record.info.datasets ?? []).includes(d)).map(([d, c]) => [d, { ...c }])),
-        files: [...record.entries.values()].filter(e => !e.deleted).length
+        files: [...this.cluster.datasetCounts(record.peerId).values()].reduce((n, c) => n + c.held, 0)
       })
     }
     for (const peerId of connected) {

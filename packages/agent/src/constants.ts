@@ -25,8 +25,10 @@ export const CONCURRENT_DOWNLOADS = 2
 /** Manifest pulls in flight at once. */
 export const CONCURRENT_MANIFEST_PULLS = 4
 export const MANIFEST_PULL_TIMEOUT_MS = 30_000
-/** Entries one manifest pull may deliver in total. */
-export const MAX_ENTRIES_PER_PULL = 5_000_000
+/** A manifest request must arrive within this. */
+export const MANIFEST_READ_TIMEOUT_MS = 10_000
+/** Entries one manifest pull may deliver in total (a node's whole record at most). */
+export const MAX_ENTRIES_PER_PULL = 1_000_000
 /** A stopping agent waits this long for in-flight work before it closes anyway. */
 export const STOP_TIMEOUT_MS = 8_000
 /** HTTP bodies accepted on the local socket. */
@@ -35,3 +37,15 @@ export const MAX_API_BODY_BYTES = 64 * 1024
 export const DEFAULT_MIN_FREE_DISK = '1G'
 /** The load level is measured this often; a change is announced at once. */
 export const LOAD_INTERVAL_MS = 250
+/** A generation (a start time) further ahead of this node's clock is refused. */
+export const MAX_CLOCK_AHEAD_MS = 10 * 60_000
+/** A peer sending this many invalid messages within a minute is disconnected and refused... */
+export const MAX_REJECTIONS_PER_MINUTE = 100
+/** ...for this long. */
+export const BLOCK_ABUSIVE_MS = 60_000
+/** Known peers dialled in one redial round at most. */
+export const MAX_DIALS_PER_ROUND = 64
+/** Finished transfers kept for the API (oldest dropped first). */
+export const MAX_FINISHED_TRANSFERS = 1000
+/** Paths waiting for a retry at most (the oldest are forgotten, and reconsidered on their next change). */
+export const MAX_RETRIES = 10_000

@@ -5,9 +5,10 @@ import {
   Announcement, Heartbeat, LoadLevel, ManifestPage, ManifestRequest, ManifestRequestKind, ManifestSummary, MAX_MANIFEST_PAGE_BYTES,
   MAX_PUBSUB_MESSAGE_BYTES, PROTOCOL_MANIFEST, announceTopic, checkEntries, checkNodeInfo, checkNodeVersions, checkPeerIdText, heartbeatTopic
 } from '@shoal/wire'
-import { CONCURRENT_MANIFEST_PULLS, MANIFEST_PULL_TIMEOUT_MS, MAX_ENTRIES_PER_PULL } from './constants.js'
+import { MAX_CLOCK_AHEAD_MS, MAX_REJECTIONS_PER_MINUTE, CONCURRENT_MANIFEST_PULLS, MANIFEST_PULL_TIMEOUT_MS, MANIFEST_READ_TIMEOUT_MS, MAX_ENTRIES_PER_PULL } from './constants.js'
 import { ANNOUNCE_BUDGET, PAGE_BUDGET, splitEntries } from './records.js'
 import { Semaphore, type Logger } from './util.js'
+import { InvalidMessageError } from '@shoal/wire'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import type { ClusterManifest } from '@shoal/manifest'
 import type { FileEntry, NodeInfo } from '@shoal/wire'
@@ -24,6 +25,8 @@ export interface GossipInit {
   load?: () => LoadLevel
   /** A peer's load as its heartbeat says. */
   onPeerLoad?: (peerId: string, load: LoadLevel) => void
+  /** A peer exceeded MAX_REJECTIONS_PER_MINUTE: the agent disconnects and refuses it for a while. */
+  onAbusive?: (peerId: string) => void
   /** Milliseconds between a heartbeat's publication and its arrival. */
   onGossipDelay?: (ms: number) => void
   log: Logger
@@ -54,6 +57,7 @@ export class Gossip {
   private readonly summarising = new Set<string>()
   /** Rejected messages and responses, per sending peer. */
   readonly rejectedFrom = new Map<string, number>()
+  private readonly recentRejections = new Map<string, { start: number, count: number, logged: number }>()
   private announcedSeq = 0
   private stopped = false
 
@@ -126,8 +130,9 @@ export class Gossip {
       }
       return TopicValidatorResult.Accept
     } catch (err: any) {
-      this.countRejection(msg.type === 'signed' ? msg.from.toString() : 'unsigned')
-      this.init.log.warn('rejected a pubsub message', { from: msg.type === 'signed' ? msg.from.toString() : undefined, topic: msg.topic, error: err.message })
+      const from = msg.type === 'signed' ? msg.from.toString() : 'unsigned'
+      this.countRejection(from)
+      this.logRejection(from, { from, topic: msg.topic, error: err.message })
       return TopicValidatorResult.Reject
     }
   }
@@ -140,8 +145,10 @@ export class Gossip {
     if (msg.topic === this.announceTopic) {
       const ann = Announcement.decode(msg.data)
       if (ann.node == null) return
+      if (!this.plausibleGeneration(ann.node.generation)) return this.countRejection(from)
       const result = cluster.applyDelta(from, ann.node, ann.fromSequence, ann.entries)
       if (result === 'gap') this.pull(from)
+      else if (result === 'rejected') this.countRejection(from)
     } else if (msg.topic === this.heartbeatTopic) {
       const hb = Heartbeat.decode(msg.data)
       if (hb.node == null) return
@@ -153,11 +160,33 @@ export class Gossip {
     }
   }
 
+  /** Generations are start times (ms): one far in the future is a forgery or a broken clock. */
+  private plausibleGeneration (generation: number): boolean {
+    return generation <= Date.now() + MAX_CLOCK_AHEAD_MS
+  }
+
   countRejection (peerId: string): void {
     this.stats.rejected++
     if (this.rejectedFrom.size < 10_000 || this.rejectedFrom.has(peerId)) {
       this.rejectedFrom.set(peerId, (this.rejectedFrom.get(peerId) ?? 0) + 1)
     }
+    const now = Date.now()
+    let window = this.recentRejections.get(peerId)
+    if (window == null || now - window.start > 60_000) {
+      if (this.recentRejections.size > 10_000) this.recentRejections.clear()
+      window = { start: now, count: 0, logged: 0 }
+      this.recentRejections.set(peerId, window)
+    }
+    window.count++
+    if (window.count === MAX_REJECTIONS_PER_MINUTE) this.init.onAbusive?.(peerId)
+  }
+
+  /** Rejections are logged, but at most a few per peer and minute (a flood must not flood the log). */
+  private logRejection (peerId: string, fields: Record<string, unknown>): void {
+    const window = this.recentRejections.get(peerId)
+    if (window != null && window.logged >= 5) return
+    if (window != null) window.logged++
+    this.init.log.warn('rejected a pubsub message', fields)
   }
 
   /** Fetches a peer's summary and pulls, from that peer, every record it holds newer than ours. */
@@ -181,8 +210,12 @@ export class Gossip {
       }
     }).then((summary) => {
       const self = this.init.node.peerId.toString()
+      const connected = new Set(this.init.node.getConnections().map(c => c.remotePeer.toString()))
       for (const n of summary.nodes) {
-        if (n.peerId !== self && this.init.cluster.isBehind(n.peerId, n)) this.pull(peerId, n.peerId)
+        if (n.peerId === self || !this.init.cluster.isBehind(n.peerId, n) || !this.plausibleGeneration(n.generation)) continue
+        // A record comes from its own node whenever that node is reachable; others' copies only
+        // stand in for a node this one cannot reach (a partition, a node that left).
+        this.pull(connected.has(n.peerId) ? n.peerId : peerId, n.peerId)
       }
     }, (err: any) => {
       if (err.name === 'InvalidMessageError') this.countRejection(peerId)
@@ -247,8 +280,11 @@ export class Gossip {
       await stream.close({ signal }).catch(() => {})
       const info = first.node as NodeInfo
       this.stats.pulls++
-      if (first.full) this.init.cluster.replaceRecord(subject, info, entries)
-      else this.init.cluster.applyDelta(subject, info, request.sinceSequence, entries)
+      if (!this.plausibleGeneration(info.generation)) throw new InvalidMessageError('node.generation', 'generation from the future')
+      const applied = first.full
+        ? this.init.cluster.replaceRecord(subject, info, entries)
+        : this.init.cluster.applyDelta(subject, info, request.sinceSequence, entries) !== 'rejected'
+      if (!applied) throw new InvalidMessageError('entries', 'the record is larger than this node accepts')
     } catch (err: any) {
       stream.abort(err)
       throw err
@@ -259,7 +295,7 @@ export class Gossip {
     const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
     const pb = pbStream(stream, { maxDataLength: 1024 })
     try {
-      const request = await pb.read(ManifestRequest, { signal })
+      const request = await pb.read(ManifestRequest, { signal: AbortSignal.any([signal, AbortSignal.timeout(MANIFEST_READ_TIMEOUT_MS)]) })
       if (request.kind === ManifestRequestKind.SUMMARY) {
         await pb.write({ nodes: this.init.cluster.summary() }, ManifestSummary, { signal })
         await stream.close({ signal })

@@ -1,6 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
@@ -15,16 +16,21 @@ export interface NodeInit {
   privateKey: PrivateKey
   clusterKey: Uint8Array
   listen: string[]
+  /** The pubsub topics shoal uses (scored). */
+  topics: string[]
   /** When not empty, only these peers may connect. */
   allow?: string[]
   /** A Prometheus registry for libp2p's own metrics. */
   metrics?: Registry
+  /** Peers refused for now (e.g. after a flood of invalid messages). */
+  blocked?: (peerId: string) => boolean
 }
 
 /** The libp2p node: TCP, a private network (pre-shared key), Noise, Yamux, identify, gossipsub. */
 export async function createNode (init: NodeInit): Promise<ShoalNode> {
   const allow = new Set(init.allow ?? [])
-  const denied = (peer: { toString: () => string }): boolean => allow.size > 0 && !allow.has(peer.toString())
+  const denied = (peer: { toString: () => string }): boolean =>
+    (allow.size > 0 && !allow.has(peer.toString())) || (init.blocked?.(peer.toString()) ?? false)
   return await createLibp2p({
     privateKey: init.privateKey,
     // The allow-list: a peer not on it is refused once its identity is known (both directions).
@@ -50,7 +56,21 @@ export async function createNode (init: NodeInit): Promise<ShoalNode> {
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
         emitSelf: false,
-        scoreParams: { IPColocationFactorWeight: 0 }
+        // Invalid messages lower the sender's score on every shoal topic; nothing else does, so a
+        // quiet topic never penalises honest peers.
+        scoreParams: {
+          IPColocationFactorWeight: 0,
+          topics: Object.fromEntries(init.topics.map(t => [t, createTopicScoreParams({
+            topicWeight: 1,
+            timeInMeshWeight: 0,
+            firstMessageDeliveriesWeight: 0,
+            meshMessageDeliveriesWeight: 0,
+            meshFailurePenaltyWeight: 0,
+            invalidMessageDeliveriesWeight: -0.05,
+            invalidMessageDeliveriesDecay: 0.9
+          })]))
+        },
+        scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 }
       })
     }
   }) as unknown as ShoalNode

@@ -1,10 +1,10 @@
-import { mkdir, realpath, rename, stat, open, statfs } from 'node:fs/promises'
+import { lstat, mkdir, rename, stat, open, statfs } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { compareVersions, fileKey } from '@shoal/manifest'
 import { CommitRefusedError, PRIORITIES, type Priority, type TransferEngine } from '@shoal/transfer'
 import type { Order } from './directives.js'
 import type { HoldPolicies } from './policy.js'
-import { CONCURRENT_DOWNLOADS } from './constants.js'
+import { CONCURRENT_DOWNLOADS, MAX_FINISHED_TRANSFERS, MAX_RETRIES } from './constants.js'
 import { Semaphore, type Logger, type SerialQueue } from './util.js'
 import type { DatasetConfig } from './config.js'
 import type { ClusterManifest, LocalFile, LocalIndex } from '@shoal/manifest'
@@ -166,6 +166,19 @@ export class Sync {
     }, (err: any) => { this.init.log.warn('could not apply a deletion', { dataset, path, error: err.message }) })
   }
 
+  /** Keeps at most MAX_FINISHED_TRANSFERS finished records (Map order: oldest first). */
+  private forgetOldTransfers (): void {
+    let finished = 0
+    for (const t of this.transfers.values()) if (t.state === 'completed' || t.state === 'failed') finished++
+    for (const [key, t] of this.transfers) {
+      if (finished < MAX_FINISHED_TRANSFERS) break
+      if (t.state === 'completed' || t.state === 'failed') {
+        this.transfers.delete(key)
+        finished--
+      }
+    }
+  }
+
   /** A leader's order: fetch this file at this priority (it jumps the download queue). */
   order (order: Order): void {
     const key = fileKey(order.dataset, order.path)
@@ -191,7 +204,8 @@ export class Sync {
       return
     }
     this.wanted.add(key)
-    const priority = this.orders.get(key)?.priority ?? 'normal'
+    const priority = this.orders.get(key)?.priority ?? (this.datasets.get(dataset) as DatasetConfig).priority
+    this.forgetOldTransfers()
     this.transfers.set(key, { dataset, path, size: entry.size, version: entry.version, state: 'queued', bytes: 0, priority })
     const p = this.limit.run(() => this.fetch(dataset, path), PRIORITIES.indexOf(priority))
       .finally(() => {
@@ -223,8 +237,7 @@ export class Sync {
     const resume = earlier != null && earlier.version === entry.version && Buffer.compare(earlier.contentId, entry.contentId) === 0 ? earlier.have : undefined
     try {
       await this.refuseUnindexedLocalFile(dataset, path, target)
-      await this.prepareParent(root, target)
-      await this.checkDisk(dirname(target), entry.size)
+      await this.checkDisk(root, entry.size)
       const result = await this.init.engine.download({
         target,
         contentId: entry.contentId,
@@ -235,6 +248,8 @@ export class Sync {
         priority: record.priority,
         sources: () => this.init.cluster.sourcesOf(dataset, path, entry.contentId).filter(s => s.peerId !== this.init.selfId),
         resume,
+        // Directories are made only once a source proved it has the file (its hash list checked).
+        prepare: async () => await this.prepareParent(root, path),
         onCheckpoint: (have) => {
           if (this.controller.signal.aborted) return
           record.bytes = Math.min(entry.size, have.count * entry.chunkSize)
@@ -255,6 +270,7 @@ export class Sync {
     } catch (err: any) {
       Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
       const delay = Math.min(60_000, (this.retry.get(key)?.delay ?? 1000) * 2)
+      if (this.retry.size >= MAX_RETRIES && !this.retry.has(key)) this.retry.delete(this.retry.keys().next().value as string)
       this.retry.set(key, { at: Date.now() + delay, delay })
       // A stopping agent keeps its partial state to resume; a failure withdraws it.
       if (!this.controller.signal.aborted) {
@@ -291,12 +307,24 @@ export class Sync {
     }
   }
 
-  /** Creates the target's parent directories and proves they are inside the dataset (no symlink escapes). */
-  private async prepareParent (root: string, target: string): Promise<void> {
-    await mkdir(dirname(target), { recursive: true })
-    const [realRoot, realParent] = await Promise.all([realpath(root), realpath(dirname(target))])
-    if (realParent !== realRoot && !realParent.startsWith(realRoot + sep)) {
-      throw new CommitRefusedError(`${target} resolves outside its dataset (symlink); not written`)
+  /**
+   * Creates the target's parent directories one level at a time from the dataset root, refusing
+   * any level that is a symlink or not a directory: a path can never lead outside its dataset.
+   */
+  private async prepareParent (root: string, path: string): Promise<void> {
+    let dir = root
+    for (const part of path.split('/').slice(0, -1)) {
+      dir = join(dir, part)
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const st = await lstat(dir)
+          if (st.isSymbolicLink() || !st.isDirectory()) throw new CommitRefusedError(`${dir} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; nothing is written through it`)
+          break
+        } catch (err: any) {
+          if (err.code !== 'ENOENT' || attempt > 0) throw err
+          await mkdir(dir).catch((e: any) => { if (e.code !== 'EEXIST') throw e })
+        }
+      }
     }
   }
 

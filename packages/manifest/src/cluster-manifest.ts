@@ -30,9 +30,27 @@ export interface DatasetCounts {
   missing: number
 }
 
-export type DeltaResult = 'applied' | 'stale' | 'gap'
+/** 'rejected': the change would take a record past the limits (entries per node, nodes). */
+export type DeltaResult = 'applied' | 'stale' | 'gap' | 'rejected'
+
+export interface ClusterManifestLimits {
+  maxEntriesPerNode: number
+  maxNodes: number
+}
+
+/** Bounds on what peers can make this node hold in memory. */
+export const DEFAULT_MANIFEST_LIMITS: ClusterManifestLimits = { maxEntriesPerNode: 1_000_000, maxNodes: 10_000 }
 
 export type ChangeListener = (peerId: string, changed: FileEntry[]) => void
+
+const EMPTY = new Uint8Array(0)
+
+/** The copies of one path, per node; it also holds the path's shared strings. */
+class Holders extends Map<string, FileEntry> {
+  constructor (readonly key: string, readonly dataset: string, readonly path: string) {
+    super()
+  }
+}
 
 function newestOf (holders: Map<string, FileEntry>): FileEntry | undefined {
   let best: FileEntry | undefined
@@ -59,7 +77,12 @@ export function compareVersions (a: FileEntry, b: FileEntry): number {
  */
 export class ClusterManifest {
   private readonly nodes = new Map<string, NodeRecord>()
-  private readonly byFile = new Map<string, Map<string, FileEntry>>()
+
+  constructor (private readonly limits: ClusterManifestLimits = DEFAULT_MANIFEST_LIMITS) {}
+
+  private readonly byFile = new Map<string, Holders>()
+  /** Content ids are shared by every copy of a file: each distinct one is stored once. */
+  private readonly contentIds = new Map<string, { id: Uint8Array, refs: number }>()
   private readonly listeners: ChangeListener[] = []
   private cachedDigest?: Uint8Array
   // Derived indexes, kept up to date on every change so that queries never scan.
@@ -129,14 +152,16 @@ export class ClusterManifest {
     if (known == null || known.info.generation !== info.generation) {
       if (known != null && info.generation < known.info.generation) return 'stale'
       if (fromSequence !== 0) return 'gap'
-      this.replaceRecord(peerId, info, entries, now)
-      return 'applied'
+      return this.replaceRecord(peerId, info, entries, now) ? 'applied' : 'rejected'
     }
     if (info.sequence <= known.info.sequence) {
       known.lastHeard = Math.max(known.lastHeard, now)
       return 'stale'
     }
     if (fromSequence > known.info.sequence) return 'gap'
+    let added = 0
+    for (const entry of entries) if (!known.entries.has(fileKey(entry.dataset, entry.path))) added++
+    if (known.entries.size + added > this.limits.maxEntriesPerNode) return 'rejected'
     const changed: FileEntry[] = []
     for (const entry of entries) {
       const key = fileKey(entry.dataset, entry.path)
@@ -152,10 +177,11 @@ export class ClusterManifest {
     return 'applied'
   }
 
-  /** Replaces a node's whole record (a full pull, or a new generation). */
-  replaceRecord (peerId: string, info: NodeInfo, entries: FileEntry[], now = Date.now()): void {
+  /** Replaces a node's whole record (a full pull, or a new generation); false when over the limits. */
+  replaceRecord (peerId: string, info: NodeInfo, entries: FileEntry[], now = Date.now()): boolean {
     const known = this.nodes.get(peerId)
-    if (known != null && newer(info, known.info) < 0) return
+    if (known != null && newer(info, known.info) < 0) return true
+    if (entries.length > this.limits.maxEntriesPerNode || (known == null && this.nodes.size >= this.limits.maxNodes)) return false
     const record: NodeRecord = known ?? { peerId, info: { ...info, datasets: [] }, lastHeard: now, entries: new Map() }
     this.nodes.set(peerId, record)
     const next = new Map(entries.map(e => [fileKey(e.dataset, e.path), e]))
@@ -165,6 +191,7 @@ export class ClusterManifest {
         this.beforeChange(key)
         const holders = this.byFile.get(key)
         holders?.delete(peerId)
+        this.releaseContentId(old)
         if (holders?.size === 0) {
           this.byFile.delete(key)
           this.pathsByDataset.get(old.dataset)?.delete(key)
@@ -184,22 +211,56 @@ export class ClusterManifest {
     this.setInfo(record, info)
     record.lastHeard = Math.max(record.lastHeard, now)
     this.emit(peerId, changed)
+    return true
   }
 
   private setEntry (peerId: string, record: NodeRecord, key: string, entry: FileEntry): void {
     this.beforeChange(key)
-    this.countEntry(peerId, record.entries.get(key), -1)
-    this.countEntry(peerId, entry, 1)
-    record.entries.set(key, entry)
     let holders = this.byFile.get(key)
     if (holders == null) {
-      holders = new Map()
+      holders = new Holders(key, entry.dataset, entry.path)
       this.byFile.set(key, holders)
       let paths = this.pathsByDataset.get(entry.dataset)
       if (paths == null) this.pathsByDataset.set(entry.dataset, paths = new SortedKeys())
       paths.add(key)
     }
-    holders.set(peerId, entry)
+    const old = record.entries.get(key)
+    this.countEntry(peerId, old, -1)
+    this.releaseContentId(old)
+    // Stored compactly: strings and content ids shared with every other copy of the path.
+    const stored: FileEntry = {
+      dataset: holders.dataset,
+      path: holders.path,
+      size: entry.size,
+      mtimeMs: entry.mtimeMs,
+      mode: entry.mode,
+      contentId: this.internContentId(entry.contentId),
+      chunkSize: entry.chunkSize,
+      version: entry.version,
+      deleted: entry.deleted,
+      seq: entry.seq,
+      partial: entry.partial === true,
+      have: entry.partial === true ? entry.have : EMPTY
+    }
+    this.countEntry(peerId, stored, 1)
+    record.entries.set(holders.key, stored)
+    holders.set(peerId, stored)
+  }
+
+  private internContentId (id: Uint8Array): Uint8Array<ArrayBuffer> {
+    if (id.length === 0) return EMPTY
+    const text = Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1')
+    let shared = this.contentIds.get(text)
+    if (shared == null) this.contentIds.set(text, shared = { id: Uint8Array.from(id), refs: 0 })
+    shared.refs++
+    return shared.id as Uint8Array<ArrayBuffer>
+  }
+
+  private releaseContentId (entry: FileEntry | undefined): void {
+    if (entry == null || entry.contentId.length === 0) return
+    const text = Buffer.from(entry.contentId.buffer, entry.contentId.byteOffset, entry.contentId.byteLength).toString('latin1')
+    const shared = this.contentIds.get(text)
+    if (shared != null && --shared.refs <= 0) this.contentIds.delete(text)
   }
 
   /** Members of a key's dataset that do not hold its newest live content. */

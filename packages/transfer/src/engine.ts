@@ -32,6 +32,8 @@ export interface DownloadRequest {
   priority: Priority
   /** The current sources (asked again during the download: receivers gain chunks). */
   sources: () => Source[]
+  /** Called once the hash list is verified, before the partial file is opened (e.g. to create directories). */
+  prepare?: () => Promise<void>
   /** A bitfield persisted by an earlier run: those chunks of the partial file are verified again and kept. */
   resume?: Uint8Array
   /**
@@ -120,6 +122,7 @@ export class TransferEngine {
     const key = Buffer.from(request.contentId).toString('hex')
     if (this.active.has(key)) throw new Error(`a download of ${request.target} is already running`)
     const list = await this.fetchHashList(request)
+    await request.prepare?.()
     const download = new Download(this, this.init.client, request, list, this.requestsPerPeer, this.stats, this.init.log)
     const partialPath = partialPathFor(request.target, request.contentId)
     const handle = await download.openPartial(partialPath)

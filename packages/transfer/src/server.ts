@@ -93,6 +93,7 @@ export class ChunkServer {
       if (problem != null) {
         this.stats.badRequests++
         await reply({ status: ChunkStatus.BAD_REQUEST, message: problem, last: true })
+        await stream.close({ signal }).catch(() => {})
         return
       }
       const overloaded = this.init.loadLevel?.() === 'overloaded'

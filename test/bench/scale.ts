@@ -1,0 +1,473 @@
+/**
+ * Scale of the cluster manifest: 16 nodes x F files (default 100,000), every node holding the
+ * same F paths with the same content (the steady state of a "hold everything" cluster), and the
+ * latency of `where` over the Unix socket.
+ *
+ *   npx node test/bench/scale.ts [--mode protocol|merge] [--nodes 16] [--files 100000] [--queries 10000]
+ *
+ * --mode protocol (default): one real agent process holds F real files in its dataset (scanned and
+ *   hashed by the agent itself); 15 in-process libp2p nodes (same cluster key: pnet, Noise, Yamux,
+ *   identify) dial it and serve their records over /shoal/manifest/1.0.0 when it pulls (which it
+ *   does on connect, as it would from any peer). Memory is the agent's VmRSS/VmHWM; `where` goes
+ *   through ShoalClient to the agent's socket.
+ * --mode merge: this process builds a ClusterManifest from 16 records encoded and decoded as
+ *   ManifestPages (the agent's wire codec) and merged with replaceRecord, then serves `where`
+ *   through the agent's real ApiServer class (imported from packages/agent/dist/api.js: it is not
+ *   exported by @shoal/agent) with a backend that maps holders exactly as Agent.where does.
+ *   Memory is this process's VmRSS after a forced GC, and heap bytes per entry.
+ *
+ * Prints one JSON object on stdout; progress on stderr.
+ */
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { request, Agent as HttpAgent } from 'node:http'
+import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { ShoalClient } from '@shoal/client'
+import { ClusterManifest, chooseChunkSize, hashBytes } from '@shoal/manifest'
+import {
+  ManifestPage, ManifestRequest, ManifestRequestKind, ManifestSummary, MAX_MANIFEST_PAGE_BYTES, PROTOCOL_MANIFEST, checkEntries, checkNodeInfo,
+  type FileEntry, type NodeInfo
+} from '@shoal/wire'
+import {
+  AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, memoryMiB, parseFlags, rng, runBench, sleep, summarise, tempDir, waitFor, onCleanup
+} from './lib.ts'
+
+const flags = parseFlags({
+  mode: 'protocol',
+  nodes: 16,
+  files: 100_000,
+  queries: 10_000,
+  warmup: 500,
+  /** Entries per ManifestPage the in-process nodes send (the agent's own budget gives ~4,900). */
+  pageEntries: 4000,
+  seed: 7,
+  settleMs: 10_000,
+  readyTimeoutMs: 1_800_000,
+  /** Protocol mode: write a heap snapshot of the agent into this directory, when it is ready with only its own files (baseline) or after it holds every record (settled). */
+  heapSnapshotDir: '',
+  heapSnapshotAt: 'settled',
+  keep: false,
+  cpuProf: false
+})
+
+const DATASET = 'default'
+
+function pathOf (i: number): string {
+  return `shards/s${String(i % 256).padStart(3, '0')}/part-${String(i).padStart(6, '0')}.npz`
+}
+
+function contentOf (i: number): string {
+  return `${i}\n`
+}
+
+/** The entries every node holds: the same F files, seq 1..F, as the agent's scan would index them. */
+function makeEntries (files: number): FileEntry[] {
+  const entries: FileEntry[] = new Array(files)
+  const mtimeMs = Date.now() - 60_000
+  for (let i = 0; i < files; i++) {
+    const data = Buffer.from(contentOf(i))
+    const chunkSize = chooseChunkSize(data.length)
+    const { contentId } = hashBytes(data, chunkSize)
+    entries[i] = {
+      dataset: DATASET, path: pathOf(i), size: data.length, mtimeMs, mode: 0o644, contentId: contentId as Uint8Array<ArrayBuffer>,
+      chunkSize, version: 1, deleted: false, seq: i + 1, partial: false, have: new Uint8Array(0)
+    } as FileEntry
+  }
+  return entries
+}
+
+function pages (entries: FileEntry[], size: number): FileEntry[][] {
+  const out: FileEntry[][] = []
+  for (let i = 0; i < entries.length; i += size) out.push(entries.slice(i, i + size))
+  if (out.length === 0) out.push([])
+  return out
+}
+
+/** Sequential `where` queries; per-query latency in ms. */
+async function queryLatencies (ask: (path: string) => Promise<number>, files: number, count: number, warmup: number): Promise<{ latencies: number[], holders: number }> {
+  const random = rng(flags.seed)
+  let holders = 0
+  for (let i = 0; i < warmup; i++) holders = await ask(pathOf(Math.floor(random() * files)))
+  const latencies: number[] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    const path = pathOf(Math.floor(random() * files))
+    const t = performance.now()
+    holders = await ask(path)
+    latencies[i] = performance.now() - t
+  }
+  return { latencies, holders }
+}
+
+/** GET /v1/where with a dedicated keep-alive agent and no client-side parsing beyond JSON: isolates the client's share. */
+function rawWhere (socketPath: string): (path: string) => Promise<number> {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 })
+  onCleanup(() => agent.destroy())
+  return async (path) => await new Promise((resolve, reject) => {
+    const req = request({ socketPath, agent, path: `/v1/where?dataset=${DATASET}&path=${encodeURIComponent(path)}` }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve((JSON.parse(Buffer.concat(chunks).toString()) as { holders: unknown[] }).holders.length))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function latencyFigures (latencies: number[]): Record<string, number> {
+  const s = summarise(latencies, 3)
+  const sorted = [...latencies].sort((a, b) => a - b)
+  return { ...s, p999: Number(sorted[Math.min(sorted.length - 1, Math.ceil(0.999 * sorted.length) - 1)].toFixed(3)), over1ms: latencies.filter(x => x > 1).length }
+}
+
+// ---------------------------------------------------------------- protocol mode
+
+async function parsePsk (file: string): Promise<Uint8Array> {
+  const lines = (await readFile(file, 'utf8')).trim().split(/\r?\n/)
+  if (lines.length !== 3 || !/^[0-9a-fA-F]{64}$/.test(lines[2])) throw new Error(`${file} is not a /key/swarm/psk/1.0.0/ key`)
+  return new TextEncoder().encode(`${lines[0]}\n${lines[1]}\n${lines[2].toLowerCase()}`)
+}
+
+interface FakeNode {
+  peerId: string
+  stop: () => Promise<void>
+  /** Records served, and responses in progress. */
+  served: number
+  serving: number
+  /** Hangs up and dials the agent again (a new connection makes the agent pull again). */
+  reconnect: () => Promise<void>
+  reconnects: number
+}
+
+/** A libp2p node of the cluster that holds `entries` and answers manifest requests like an agent. */
+async function startFakeNode (name: string, psk: Uint8Array, entries: FileEntry[], agentAddr: string): Promise<FakeNode> {
+  const { createLibp2p } = await import('libp2p')
+  const { tcp } = await import('@libp2p/tcp')
+  const { noise } = await import('@chainsafe/libp2p-noise')
+  const { yamux } = await import('@chainsafe/libp2p-yamux')
+  const { identify } = await import('@libp2p/identify')
+  const { preSharedKey } = await import('@libp2p/pnet')
+  const { pbStream } = await import('@libp2p/utils')
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  const node = await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionProtector: preSharedKey({ psk }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  })
+  const peerId = node.peerId.toString()
+  const info: NodeInfo = {
+    name, generation: Date.now(), sequence: entries.length, role: 'persistent', datasets: [DATASET],
+    addrs: node.getMultiaddrs().map(a => a.toString().replace(/\/p2p\/[^/]+$/, ''))
+  } as NodeInfo
+  const target = multiaddr(agentAddr)
+  const fake: FakeNode = {
+    peerId,
+    served: 0,
+    serving: 0,
+    reconnects: 0,
+    stop: async () => { await node.stop() },
+    reconnect: async () => {
+      fake.reconnects++
+      await node.hangUp(target).catch(() => {})
+      await dialAgent()
+    }
+  }
+  // The agent's event loop can be busy for seconds while it merges records: dial patiently.
+  const dialAgent = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await node.dial(target, { signal: AbortSignal.timeout(60_000) })
+        return
+      } catch (err: any) {
+        if (attempt >= 5) throw err
+        log(`  ${name}: dial failed (${err.message}); retrying`)
+        await sleep(2000)
+      }
+    }
+  }
+  await node.handle(PROTOCOL_MANIFEST, async (stream: any) => {
+    const signal = AbortSignal.timeout(120_000)
+    const pb = pbStream(stream, { maxDataLength: 1024 })
+    fake.serving++
+    try {
+      const req = await pb.read(ManifestRequest, { signal })
+      if (req.kind === ManifestRequestKind.SUMMARY) {
+        await pb.write({ nodes: [{ peerId, generation: info.generation, sequence: info.sequence }] }, ManifestSummary, { signal })
+      } else {
+        const full = req.generation !== info.generation || req.sinceSequence === 0 || req.sinceSequence > info.sequence
+        const list = full ? entries : entries.slice(req.sinceSequence)
+        const all = pages(list, flags.pageEntries)
+        for (let i = 0; i < all.length; i++) {
+          await pb.write({ node: info, full, entries: all[i], last: i === all.length - 1 } as ManifestPage, ManifestPage, { signal })
+        }
+        fake.served++
+      }
+      await stream.close({ signal })
+    } catch (err: any) {
+      stream.abort(err)
+    } finally {
+      fake.serving--
+    }
+  }, { maxInboundStreams: 64 })
+  await dialAgent()
+  return fake
+}
+
+/** Makes the agent (started with --heapsnapshot-signal=SIGUSR2) write a heap snapshot; returns its path. */
+async function takeHeapSnapshot (pid: number): Promise<string | undefined> {
+  if (flags.heapSnapshotDir === '') return undefined
+  await mkdir(flags.heapSnapshotDir, { recursive: true })
+  const before = new Set(await readdir(flags.heapSnapshotDir))
+  process.kill(pid, 'SIGUSR2')
+  let lastSize = -1
+  const file = await waitFor('the heap snapshot', async () => {
+    const name = (await readdir(flags.heapSnapshotDir)).find(f => f.endsWith('.heapsnapshot') && !before.has(f))
+    if (name == null) return undefined
+    const size = (await stat(join(flags.heapSnapshotDir, name))).size
+    const done = size > 0 && size === lastSize
+    lastSize = size
+    return done ? join(flags.heapSnapshotDir, name) : undefined
+  }, 600_000, 2000)
+  log(`heap snapshot written: ${file}`)
+  return file
+}
+
+async function protocolMode (): Promise<Record<string, unknown>> {
+  const set = new AgentSet('shoal-bench-scale-', flags.keep)
+  const agent = set.create({
+    name: 'scale-agent',
+    args: ['--stable-ms', '50'],
+    nodeArgs: [
+      ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []),
+      ...(flags.heapSnapshotDir !== '' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${flags.heapSnapshotDir}`] : [])
+    ]
+  })
+  log(`writing ${flags.files} files into the agent's dataset; load ${loadavg()}`)
+  let t = Date.now()
+  for (let d = 0; d < 256; d++) await mkdir(join(agent.data, 'shards', `s${String(d).padStart(3, '0')}`), { recursive: true })
+  await mapLimit(Array.from({ length: flags.files }, (_, i) => i), 64, async (i) => { await writeFile(join(agent.data, ...pathOf(i).split('/')), contentOf(i)) })
+  const writeMs = Date.now() - t
+  const entries = makeEntries(flags.files)
+  await sleep(200)
+
+  log(`starting the agent (it scans and hashes ${flags.files} files before its API answers); load ${loadavg()}`)
+  t = Date.now()
+  await agent.spawn()
+  await agent.ready(flags.readyTimeoutMs, 500)
+  const agentReadyMs = Date.now() - t
+  const baseline = memoryMiB(agent.pid)
+  let heapSnapshot: string | undefined
+  if (flags.heapSnapshotAt === 'baseline') heapSnapshot = await takeHeapSnapshot(agent.pid)
+  const self = await agent.client().status()
+  log(`agent ready after ${agentReadyMs} ms holding ${self.datasets[0].files} files; RSS ${baseline.rss} MiB; load ${loadavg()}`)
+  if (self.datasets[0].files !== flags.files) throw new Error(`the agent indexed ${self.datasets[0].files} files, expected ${flags.files}`)
+
+  const psk = await parsePsk(agent.clusterKeyFile)
+  const fakes: FakeNode[] = []
+  t = Date.now()
+  for (let k = 1; k < flags.nodes; k++) {
+    const fake = await startFakeNode(`peer-${k}`, psk, entries, agent.address)
+    fakes.push(fake)
+    onCleanup(async () => { await fake.stop() })
+  }
+  log(`${fakes.length} in-process nodes connected; waiting for the agent to hold every record; load ${loadavg()}`)
+  const want = new Set(fakes.map(f => f.peerId))
+  let lastLog = 0
+  let lastProgress = Date.now()
+  let doneBefore = 0
+  await waitFor('the agent to hold every record', async () => {
+    const s = await agent.client().status()
+    const complete = new Set(s.view.nodes.filter(v => want.has(v.peerId) && v.sequence === flags.files).map(v => v.peerId))
+    const done = complete.size
+    if (done > doneBefore) { doneBefore = done; lastProgress = Date.now() }
+    // Real peers heartbeat, so a failed pull is retried; these nodes do not: after a quiet minute,
+    // the ones not yet held reconnect, which makes the agent pull again.
+    if (Date.now() - lastProgress > 60_000 && fakes.every(f => f.serving === 0)) {
+      lastProgress = Date.now()
+      const missing = fakes.filter(f => !complete.has(f.peerId))
+      log(`  no progress for a minute: ${missing.length} nodes reconnect`)
+      for (const f of missing) await f.reconnect().catch((err: any) => log(`  reconnect failed: ${err.message}`))
+    }
+    if (Date.now() - lastLog > 10_000) {
+      lastLog = Date.now()
+      log(`  ${done}/${want.size} records complete; RSS ${memoryMiB(agent.pid).rss} MiB; load ${loadavg()}`)
+    }
+    return done === want.size
+  }, flags.readyTimeoutMs, 1000)
+  const buildMs = Date.now() - t
+  const afterBuild = memoryMiB(agent.pid)
+  log(`every record held after ${buildMs} ms; RSS ${afterBuild.rss} MiB, HWM ${afterBuild.hwm} MiB; settling ${flags.settleMs} ms`)
+  const rssSamples: number[] = []
+  for (let i = 0; i < flags.settleMs / 1000; i++) {
+    await sleep(1000)
+    rssSamples.push(memoryMiB(agent.pid).rss)
+  }
+  const settled = memoryMiB(agent.pid)
+  if (flags.heapSnapshotAt === 'settled') heapSnapshot = await takeHeapSnapshot(agent.pid)
+  const idleCpu = (await measureCpu([agent.pid], 10_000))[0]
+  const status = await agent.client().status()
+
+  log(`querying where ${flags.queries} times (ShoalClient); load ${loadavg()}`)
+  const loadBeforeQueries = loadavg()
+  const client = new ShoalClient(agent.socket)
+  const viaClient = await queryLatencies(async (p) => (await client.where(DATASET, p)).holders.length, flags.files, flags.queries, flags.warmup)
+  log(`querying where ${flags.queries} times (raw keep-alive HTTP); load ${loadavg()}`)
+  const viaRaw = await queryLatencies(rawWhere(agent.socket), flags.files, flags.queries, flags.warmup)
+  const afterQueries = memoryMiB(agent.pid)
+  const clientFigures = latencyFigures(viaClient.latencies)
+  return {
+    mode: 'protocol: one real agent process; 15 in-process libp2p nodes serve their records over /shoal/manifest/1.0.0',
+    nodes: flags.nodes,
+    filesPerNode: flags.files,
+    entries: flags.nodes * flags.files,
+    layout: 'every node holds the same F paths with the same content (fully replicated)',
+    machine: machine(),
+    view: { files: status.view.files, nodes: status.view.nodes.length },
+    timing: { writeFilesMs: writeMs, agentScanAndReadyMs: agentReadyMs, pullAllRecordsMs: buildMs },
+    memoryMiB: {
+      agentBaselineWithOwnRecord: baseline.rss,
+      rssAfterBuild: afterBuild.rss,
+      rssSettled: settled.rss,
+      rssSettledMin: Math.min(...rssSamples),
+      rssAfterQueries: afterQueries.rss,
+      hwm: afterQueries.hwm
+    },
+    goalRss: { atMostMiB: 300, met: settled.rss <= 300 },
+    whereMs: clientFigures,
+    whereHolders: viaClient.holders,
+    goalWhere: { p99AtMostMs: 1, met: clientFigures.p99 <= 1 },
+    whereRawKeepAliveMs: latencyFigures(viaRaw.latencies),
+    agentIdleCpuPercent: idleCpu,
+    heapSnapshot,
+    recordsServed: fakes.reduce((sum, f) => sum + f.served, 0),
+    reconnectsNeeded: fakes.reduce((sum, f) => sum + f.reconnects, 0),
+    load: { beforeQueries: loadBeforeQueries, after: loadavg() }
+  }
+}
+
+// ---------------------------------------------------------------- merge mode
+
+async function mergeMode (): Promise<Record<string, unknown>> {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+  const apiPath = join(REPO, 'packages/agent/dist/api.js')
+  const eventsPath = join(REPO, 'packages/agent/dist/events.js')
+  const { ApiServer } = await import(apiPath) as { ApiServer: new (backend: unknown) => { listen: (p: string) => Promise<void>, close: () => Promise<void> } }
+  const { EventHub } = await import(eventsPath) as { EventHub: new () => unknown }
+
+  const heap = (): number => { gc(); gc(); return process.memoryUsage().heapUsed }
+  const base = heap()
+  const rssBase = memoryMiB(process.pid).rss
+  const cluster = new ClusterManifest()
+  const peers: string[] = []
+  const generated = makeEntries(flags.files)
+  const encodedPages = pages(generated, flags.pageEntries)
+  let t = Date.now()
+  let decodeMs = 0
+  let mergeMs = 0
+  for (let k = 0; k < flags.nodes; k++) {
+    const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    peers.push(peerId)
+    const info = { name: `peer-${k}`, generation: Date.now(), sequence: flags.files, addrs: ['/ip4/127.0.0.1/tcp/4001'], role: 'persistent', datasets: [DATASET] } as NodeInfo
+    // Through the wire codec, as a pull receives them: page by page, then validated and merged whole.
+    let t1 = performance.now()
+    const entries: FileEntry[] = []
+    for (let i = 0; i < encodedPages.length; i++) {
+      const bytes = ManifestPage.encode({ node: info, full: true, entries: encodedPages[i], last: i === encodedPages.length - 1 } as ManifestPage)
+      const page = ManifestPage.decode(bytes)
+      checkNodeInfo(page.node)
+      checkEntries(page.entries, page.node.sequence)
+      entries.push(...page.entries)
+    }
+    decodeMs += performance.now() - t1
+    t1 = performance.now()
+    cluster.replaceRecord(peerId, info, entries)
+    mergeMs += performance.now() - t1
+    if ((k + 1) % 4 === 0) log(`  ${k + 1}/${flags.nodes} records merged; heap ${((heap() - base) / 2 ** 20).toFixed(0)} MiB; load ${loadavg()}`)
+  }
+  const buildMs = Date.now() - t
+  generated.length = 0
+  encodedPages.length = 0
+  const heapBytes = heap() - base
+  const rss = memoryMiB(process.pid)
+
+  const dir = tempDir('shoal-bench-scale-merge-', flags.keep)
+  const socket = join(dir, 'api.sock')
+  const selfId = peers[0]
+  const unsupported = (): never => { throw new Error('not served by this benchmark') }
+  // The same mapping as Agent.where (packages/agent/src/agent.ts).
+  const whereOf = (dataset: string, path: string): unknown => {
+    const newest = cluster.newest(dataset, path)
+    return {
+      dataset,
+      path,
+      version: newest?.version ?? null,
+      deleted: newest?.deleted ?? false,
+      holders: cluster.holdersOf(dataset, path).map(h => ({
+        peerId: h.peerId, name: h.name, self: h.peerId === selfId, complete: h.complete, version: h.entry.version, size: h.entry.size,
+        contentId: Buffer.from(h.entry.contentId).toString('hex')
+      }))
+    }
+  }
+  const computeMs: number[] = []
+  const server = new ApiServer({
+    events: new EventHub(),
+    status: unsupported,
+    transfers: unsupported,
+    files: unsupported,
+    lacking: unsupported,
+    replicas: unsupported,
+    conflicts: unsupported,
+    where: (dataset: string, path: string) => {
+      const t0 = performance.now()
+      try {
+        return whereOf(dataset, path)
+      } finally {
+        computeMs.push(performance.now() - t0)
+      }
+    }
+  })
+  await server.listen(socket)
+  onCleanup(async () => { await server.close() })
+  log(`serving where on ${socket}; querying ${flags.queries} times in this same process; load ${loadavg()}`)
+  const loadBeforeQueries = loadavg()
+  const client = new ShoalClient(socket)
+  const viaClient = await queryLatencies(async (p) => (await client.where(DATASET, p)).holders.length, flags.files, flags.queries, flags.warmup)
+  const compute = computeMs.slice(flags.warmup, flags.warmup + flags.queries)
+  const viaRaw = await queryLatencies(rawWhere(socket), flags.files, flags.queries, flags.warmup)
+  const clientFigures = latencyFigures(viaClient.latencies)
+  return {
+    mode: 'merge: this process built the ClusterManifest (ManifestPage encode/decode, checkEntries, replaceRecord) and served where through ApiServer imported from packages/agent/dist/api.js; client and server share one process',
+    nodes: flags.nodes,
+    filesPerNode: flags.files,
+    entries: flags.nodes * flags.files,
+    layout: 'every node holds the same F paths with the same content (fully replicated)',
+    machine: machine(),
+    view: { files: cluster.fileCount, nodes: cluster.allNodes().length },
+    timing: { buildMs, decodeAndValidateMs: Math.round(decodeMs), replaceRecordMs: Math.round(mergeMs) },
+    memoryMiB: { processRssBeforeBuild: rssBase, processRss: rss.rss, hwm: rss.hwm, manifestHeap: Number((heapBytes / 2 ** 20).toFixed(1)) },
+    bytesPerEntry: Math.round(heapBytes / (flags.nodes * flags.files)),
+    goalRss: { atMostMiB: 300, met: rss.rss <= 300 },
+    whereMs: clientFigures,
+    whereHolders: viaClient.holders,
+    goalWhere: { p99AtMostMs: 1, met: clientFigures.p99 <= 1 },
+    whereRawKeepAliveMs: latencyFigures(viaRaw.latencies),
+    // Time inside the backend's where (cluster queries + mapping), without HTTP and JSON.
+    whereComputeMs: latencyFigures(compute),
+    load: { beforeQueries: loadBeforeQueries, after: loadavg() }
+  }
+}
+
+await runBench('scale', async () => {
+  if (flags.mode === 'protocol') return await protocolMode()
+  if (flags.mode === 'merge') return await mergeMode()
+  throw new Error('--mode is protocol or merge')
+})
