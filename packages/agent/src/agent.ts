@@ -260,7 +260,9 @@ export class Agent {
     })
     this.sync.start()
 
-    await this.scanAll()
+    // The API answers during the first scan (which may hash terabytes); status.scan.scans says
+    // when it is done.
+    const firstScan = this.scanAll()
     this.watchDatasets()
     this.every(config.rescanIntervalMs, () => this.requestScan(0))
     this.every(config.heartbeatIntervalMs, () => { void this.gossip?.heartbeat() })
@@ -352,6 +354,7 @@ export class Agent {
         throw new StartupError(`cannot serve metrics on ${config.metrics.host}:${config.metrics.port}: ${err.code ?? err.message}`)
       }
     }
+    await firstScan
     this.log.info('agent started', { peerId: selfId, addresses: this.addresses() })
     return { peerId: selfId, addresses: this.addresses(), createdClusterKey }
   }
@@ -424,7 +427,6 @@ export class Agent {
     if (index == null) return { changed: 0, pending: 0 }
     let pending = 0
     let changed = 0
-    this.scans++
     await this.indexLock.run(async () => {
       for (const dataset of this.config.datasets) {
         if (only != null && dataset.name !== only) continue
@@ -444,6 +446,7 @@ export class Agent {
         }
       }
     })
+    this.scans++
     if (changed > 0) this.localChanged()
     // Files still being written: look again once they may have settled.
     if (pending > 0) this.requestScan(Math.max(this.config.stableMs, 100))

@@ -30,7 +30,7 @@ function durationOption (v: string): number {
   }
 }
 
-const SOCKET_HELP = 'the agent\'s socket (default: ./.shoal/agent.sock)'
+const SOCKET_HELP = 'the agent\'s socket (default: $SHOAL_SOCKET, ./.shoal/agent.sock, or /run/shoal/agent.sock)'
 
 function program (setExit: (code: number) => void): Command {
   const cmd = new Command('shoal')

@@ -29,6 +29,7 @@ export interface StatusResponse {
   scan: {
     filesHashed: number
     bytesHashed: number
+    /** Completed scans; 0 while the first one (started with the agent) runs. */
     scans: number
   }
   /** This node's load level and what it is computed from. */

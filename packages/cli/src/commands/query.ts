@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { AgentApiError, AgentUnreachableError, ShoalClient } from '@shoal/client'
 import { DEFAULT_STATE_DIR, SOCKET_NAME } from '@shoal/agent'
@@ -10,8 +11,19 @@ interface QueryFlags {
   json?: boolean
 }
 
+/** Where the agent's socket is: --socket, then SHOAL_SOCKET, then ./.shoal/agent.sock, then the system one. */
+export function defaultSocket (): string {
+  if (process.env.SHOAL_SOCKET != null && process.env.SHOAL_SOCKET !== '') return resolve(process.env.SHOAL_SOCKET)
+  const local = resolve(DEFAULT_STATE_DIR, SOCKET_NAME)
+  if (!existsSync(local) && existsSync(SYSTEM_SOCKET)) return SYSTEM_SOCKET
+  return local
+}
+
+/** The socket a systemd or Kubernetes deployment uses (deploy/). */
+const SYSTEM_SOCKET = '/run/shoal/agent.sock'
+
 export function clientFor (flags: QueryFlags): ShoalClient {
-  return new ShoalClient(resolve(flags.socket ?? `${DEFAULT_STATE_DIR}/${SOCKET_NAME}`))
+  return new ShoalClient(flags.socket != null ? resolve(flags.socket) : defaultSocket())
 }
 
 export async function run (what: () => Promise<void>): Promise<number> {
