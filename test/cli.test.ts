@@ -212,6 +212,26 @@ describe('the shoal CLI against real agents', () => {
     expect(stdout).toMatch(/^200 alpha 1 peers\n200 \['alpha', 'beta'\]|^200 alpha 1 peers\n200 \['beta', 'alpha'\]/)
   })
 
+  it('serves Prometheus metrics: libp2p\'s and shoal\'s', async () => {
+    const port = await freePort()
+    const m = await cluster.add({ name: 'metered', rawArgs: ['--join', token, '--state', cluster.path('metered', 'state'), '--dataset', `default=${cluster.path('metered', 'data')}`,
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--name', 'metered', '--metrics', `127.0.0.1:${port}`], data: cluster.path('metered', 'data') })
+    await writeFile(join(a.data, 'measured.txt'), 'counted')
+    await waitFor('metered to receive measured.txt', async () => (await readFile(join(m.data, 'measured.txt'), 'utf8').catch(() => '')) === 'counted')
+    const text = await waitFor('the metrics', async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+      const body = await res.text()
+      return res.status === 200 && /shoal_chunks_total\{result="verified"\} [1-9]/.test(body) ? body : undefined
+    })
+    expect(text).toMatch(/^shoal_bytes_received_total\{peer="12D3\w+",priority="normal"\} \d+/m)
+    expect(text).toMatch(/^shoal_manifest_size\{what="nodes"\} [1-9]/m)
+    expect(text).toMatch(/^shoal_load_level 0$/m)
+    expect(text).toMatch(/^shoal_transfers\{state="completed"\} [1-9]/m)
+    expect(text).toMatch(/^libp2p_\w+/m)
+    expect((await fetch(`http://127.0.0.1:${port}/nothing`)).status).toBe(404)
+    expect(await m.stop()).toBe(0)
+  })
+
   it('renders the dashboard and a progress bar in a real terminal (tmux)', async () => {
     const session = `shoal-test-${process.pid}`
     const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' })
