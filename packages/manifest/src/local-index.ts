@@ -194,12 +194,20 @@ export class LocalIndex {
 
   /** Records a change: the entry takes the next sequence number (and supersedes a partial one). */
   put (file: NewLocalFile): LocalFile {
+    const seq = this.nextSequence(() => {
+      this.stmts.put.run(file.dataset, file.path, file.size, file.mtimeMs, file.ino, file.mode, file.contentId,
+        file.chunkSize, file.hashes, file.version, this.seq + 1, file.deleted ? 1 : 0)
+      this.stmts.deletePartial.run(file.dataset, file.path)
+    })
+    return { ...file, seq }
+  }
+
+  /** Runs `write` and stores the next sequence number in one transaction; returns that number. */
+  private nextSequence (write: () => void): number {
     const seq = this.seq + 1
     this.db.exec('BEGIN')
     try {
-      this.stmts.put.run(file.dataset, file.path, file.size, file.mtimeMs, file.ino, file.mode, file.contentId,
-        file.chunkSize, file.hashes, file.version, seq, file.deleted ? 1 : 0)
-      this.stmts.deletePartial.run(file.dataset, file.path)
+      write()
       this.setMeta('sequence', seq)
       this.db.exec('COMMIT')
     } catch (err) {
@@ -207,7 +215,7 @@ export class LocalIndex {
       throw err
     }
     this.seq = seq
-    return { ...file, seq }
+    return seq
   }
 
   /** Updates what was observed on disk without making it a change (same content). */
@@ -244,18 +252,10 @@ export class LocalIndex {
 
   /** Records the progress of a file being received: a change, with the next sequence number. */
   putPartial (partial: Omit<PartialFile, 'seq'>): PartialFile {
-    const seq = this.seq + 1
-    this.db.exec('BEGIN')
-    try {
+    const seq = this.nextSequence(() => {
       this.stmts.putPartial.run(partial.dataset, partial.path, partial.contentId, partial.size, partial.chunkSize, partial.version,
-        partial.mode, partial.mtimeMs, partial.have, seq)
-      this.setMeta('sequence', seq)
-      this.db.exec('COMMIT')
-    } catch (err) {
-      this.db.exec('ROLLBACK')
-      throw err
-    }
-    this.seq = seq
+        partial.mode, partial.mtimeMs, partial.have, this.seq + 1)
+    })
     return { ...partial, seq }
   }
 
