@@ -29,6 +29,7 @@ const flags = parseFlags({
   /** Per file: how long to wait for every stream. */
   fileTimeoutMs: 30_000,
   settleTimeoutMs: 60_000,
+  meshTimeoutMs: 900_000,
   /** Before the next file: wait until every node holds the file and everyone knows it. */
   settle: true,
   startConcurrency: 4,
@@ -78,10 +79,46 @@ await runBench('convergence', async () => {
   })
   const startMs = Date.now() - t0
   log(`all ${n} agents answer (${startMs} ms); waiting for every view to hold ${n} records`)
-  await waitFor('every agent to know every other', async () => {
-    const statuses = await Promise.all(agents.map(async a => await a.client().status()))
-    return statuses.every(s => s.view.nodes.length === n && s.peers.filter(p => p.connected).length === n - 1)
-  }, 180_000, 500)
+  // Every view holds every record (connections are reported, not required: they churn under load).
+  let connectedAtMesh: number[] = []
+  let viewSizes: number[] = []
+  let lastLog = 0
+  let meshFormed = false
+  const meshDeadline = Date.now() + flags.meshTimeoutMs
+  while (Date.now() < meshDeadline) {
+    const statuses = await Promise.all(agents.map(async a => await a.client().status().catch(() => undefined)))
+    connectedAtMesh = statuses.map(s => s?.peers.filter(p => p.connected).length ?? -1)
+    viewSizes = statuses.map(s => s?.view.nodes.length ?? -1)
+    if (Date.now() - lastLog > 15_000) {
+      lastLog = Date.now()
+      log(`  views hold ${Math.min(...viewSizes)}..${Math.max(...viewSizes)} records (-1: status not answered in 10 s); connected peers ${Math.min(...connectedAtMesh)}..${Math.max(...connectedAtMesh)}; load ${loadavg()}`)
+    }
+    if (viewSizes.every(v => v === n)) {
+      meshFormed = true
+      break
+    }
+    await sleep(2000)
+  }
+  if (!meshFormed) {
+    // The cluster never converged on its membership: report what it costs in that state.
+    log(`views still incomplete after ${flags.meshTimeoutMs} ms; measuring CPU for ${flags.idleMs} ms`)
+    const load = loadavg()
+    const cpu = await measureCpu(agents.map(a => a.pid), flags.idleMs)
+    const rss = agents.map(a => memoryMiB(a.pid).rss)
+    return {
+      nodes: n,
+      agents: set.pids.length,
+      machine: machine(),
+      meshFormed: false,
+      goal: { p99UnderMs: 1000, met: false },
+      startup: { allAnsweringMs: startMs, waitedForViewsMs: flags.meshTimeoutMs },
+      viewSizes: summarise(viewSizes, 0),
+      connectedPeers: summarise(connectedAtMesh, 0),
+      cpuPercentOfOneCoreWhileForming: { perAgent: summarise(cpu, 2), total: Number(cpu.reduce((x, y) => x + y, 0).toFixed(1)), windowMs: flags.idleMs, load },
+      rssMiB: { total: Number(rss.reduce((x, y) => x + y, 0).toFixed(1)), perAgent: summarise(rss) },
+      settings: { stableMs: flags.stableMs, heartbeatMs: flags.heartbeatMs > 0 ? flags.heartbeatMs : 'default (2000)' }
+    }
+  }
   const meshMs = Date.now() - t0
   log(`full mesh after ${meshMs} ms; letting it settle for ${flags.quietMs} ms`)
   await sleep(flags.quietMs)
@@ -154,7 +191,8 @@ await runBench('convergence', async () => {
     machine: machine(),
     topology: flags.topology === 'chain' ? 'chain' : `${Math.min(flags.seeds, n)} seeds in a chain, every other node bootstraps to 2 seeds`,
     settings: { stableMs: flags.stableMs, heartbeatMs: flags.heartbeatMs > 0 ? flags.heartbeatMs : 'default (2000)', fileBytes: flags.size, files: flags.files, seed: flags.seed, settleBetweenFiles: flags.settle },
-    startup: { allAnsweringMs: startMs, fullMeshMs: meshMs },
+    meshFormed: true,
+    startup: { allAnsweringMs: startMs, allViewsCompleteMs: meshMs, connectedPeersThen: summarise(connectedAtMesh, 0) },
     // The figure asked for: writer's commit -> file.added for (writer, path) received from every stream.
     commitToAllStreamsMs: streams,
     goal: { p99UnderMs: 1000, met: failures.length === 0 && streams.p99 < 1000 },

@@ -235,6 +235,29 @@ export function machineCpu (): { busy: number, total: number } {
   return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK }
 }
 
+/**
+ * Waits (at most `timeoutS`) until the machine is quiet: its CPU busy share over a 3 s window at
+ * most `maxBusyPct` (other engineers' tests share these cores). 0 = do not wait. Returns the busy
+ * share seen last and how long it waited; `quiet: false` if it gave up.
+ */
+export async function waitForQuiet (maxBusyPct: number, timeoutS: number): Promise<{ quiet: boolean, busyPct: number, waitedS: number, load: number[] }> {
+  const t0 = performance.now()
+  let busyPct = NaN
+  for (;;) {
+    const a = machineCpu()
+    await sleep(3000)
+    const b = machineCpu()
+    busyPct = round(100 * (b.busy - a.busy) / Math.max(1e-9, b.total - a.total), 1)
+    const waitedS = round((performance.now() - t0) / 1000, 1)
+    if (maxBusyPct <= 0 || busyPct <= maxBusyPct) return { quiet: true, busyPct, waitedS, load: loadavg() }
+    if (waitedS >= timeoutS) {
+      log(`the machine stayed busy (${busyPct}% over 3 s, load ${loadavg().join(' ')}); measuring anyway`)
+      return { quiet: false, busyPct, waitedS, load: loadavg() }
+    }
+    if (Math.round(waitedS) % 30 < 3) log(`waiting for a quiet machine: ${busyPct}% busy, load ${loadavg().join(' ')}`)
+  }
+}
+
 /** VmRSS and VmHWM (peak RSS) of a process, in MiB. */
 export function memoryMiB (pid: number): { rss: number, hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -485,7 +508,8 @@ export class Proc {
       this.child.on('exit', (code) => { this.exitCode = code; resolve(code) })
       this.child.on('error', () => { this.exitCode = -1; resolve(-1) })
     })
-    this.removeCleanup = onCleanup(what, async () => { await this.kill() }, () => { if (this.running) this.child.kill('SIGKILL') })
+    // Teardown asks politely first (an agent then stops cleanly, and a profiler can write its file).
+    this.removeCleanup = onCleanup(what, async () => { await this.stop(5000) }, () => { if (this.running) this.child.kill('SIGKILL') })
   }
 
   get pid (): number {
@@ -504,12 +528,13 @@ export class Proc {
 
   /** SIGTERM, then SIGKILL after `graceMs`. */
   async stop (graceMs = 10_000): Promise<void> {
-    if (!this.running) return
-    this.child.kill('SIGTERM')
-    const timer = setTimeout(() => { if (this.running) this.child.kill('SIGKILL') }, graceMs)
-    await this.exited
-    clearTimeout(timer)
-    await this.removeCleanup()
+    if (this.running) {
+      this.child.kill('SIGTERM')
+      const timer = setTimeout(() => { if (this.running) this.child.kill('SIGKILL') }, graceMs)
+      await this.exited
+      clearTimeout(timer)
+    }
+    await this.removeCleanup?.()
   }
 
   async kill (): Promise<void> {
@@ -535,6 +560,16 @@ export interface AgentSpec {
   onDemand?: boolean
   extraArgs?: string[]
   logLevel?: string
+  /** Extra environment of the agent process. */
+  env?: Record<string, string>
+}
+
+/**
+ * The environment for agents when a benchmark is run with `--profile-dir DIR`: each agent writes
+ * a CPU profile (.cpuprofile, for Chrome DevTools or speedscope) into DIR when it stops.
+ */
+export function profileEnv (dir: string): Record<string, string> | undefined {
+  return dir === '' ? undefined : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim() }
 }
 
 const allAgents: BenchAgent[] = []
@@ -583,7 +618,8 @@ export class BenchAgent {
 
   async start (timeoutMs = 60_000): Promise<StatusResponse> {
     if (this.peerId === '') await this.prepare()
-    const proc = new Proc(`agent ${this.name}`, process.execPath, [SHOAL_BIN, ...this.args()], { ns: this.spec.host?.ns, cwd: this.spec.dir })
+    const env = this.spec.env == null ? undefined : { ...process.env, ...this.spec.env }
+    const proc = new Proc(`agent ${this.name}`, process.execPath, [SHOAL_BIN, ...this.args()], { ns: this.spec.host?.ns, cwd: this.spec.dir, env })
     this.proc = proc
     const status = await waitFor(`agent ${this.name} to answer on its socket`, async () => {
       if (!proc.running) throw new Error(`agent ${this.name} exited with ${String(proc.exitCode)}: ${proc.stderr.slice(-2000)}`)
@@ -665,11 +701,12 @@ export async function broadcastAndWait (leader: BenchAgent, path: string, target
     if (elapsed > timeoutMs) {
       throw new Error(`broadcast of ${path} not complete after ${timeoutMs} ms: ${p.nodes.filter(n => n.state !== 'complete').map(n => `${names.get(n.peerId) ?? n.peerId} ${n.state} ${n.bytes}/${n.size}`).join(', ')}`)
     }
-    if (elapsed - lastSample >= 500) {
+    if (elapsed - lastSample >= 1000) {
       lastSample = elapsed
       const s = await leader.client.status()
       leaderServed.push([round((performance.now() - t0) / 1000, 2), s.transfer.bytesServed])
     }
-    await sleep(50)
+    // Polling costs the leader CPU (it answers in JSON): 10 times a second is resolution enough.
+    await sleep(100)
   }
 }

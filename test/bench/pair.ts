@@ -15,12 +15,12 @@ import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BenchAgent, MiB, Proc, broadcastAndWait, cores, hashIfPresent, loadavg, log, makeClusterKey, memoryMiB, parseFlags, round,
-  runBench, sleep, tempDir, waitFor, waitForHolders, waitForMesh, writeRandomFile
+  BenchAgent, MiB, Proc, broadcastAndWait, cores, cpuSeconds, hashIfPresent, loadavg, log, makeClusterKey, memoryMiB, parseFlags, profileEnv, round,
+  runBench, sleep, tempDir, waitFor, waitForHolders, waitForMesh, waitForQuiet, writeRandomFile
 } from './netlib.ts'
 
 const flags = parseFlags({
-  fileMib: 1024, bigMib: 4096, rawRuns: 2, timeoutS: 900, logLevel: 'warn',
+  fileMib: 1024, bigMib: 4096, rawRuns: 2, timeoutS: 900, logLevel: 'warn', profileDir: '', quietPct: 30, quietWaitS: 300,
   // internal: the raw processes
   role: '', key: '', file: '', dial: '', out: ''
 })
@@ -87,11 +87,14 @@ async function rawClient (): Promise<void> {
   fsyncSync(fd)
   closeSync(fd)
   const seconds = (performance.now() - t0) / 1000
-  process.stdout.write(JSON.stringify({ bytes, seconds, streamSeconds }) + '\n')
+  const cpu = process.cpuUsage()
+  process.stdout.write(JSON.stringify({ bytes, seconds, streamSeconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\n')
   await node.stop()
 }
 
-async function rawTransfer (dir: string, keyFile: string, file: string, size: number): Promise<{ seconds: number, streamSeconds: number, mbps: number, load: number[] }> {
+interface RawResult { seconds: number, streamSeconds: number, mbps: number, cpuSecondsReceiver: number, cpuSecondsSender: number, load: number[] }
+
+async function rawTransfer (dir: string, keyFile: string, file: string, size: number): Promise<RawResult> {
   const server = new Proc('raw server', process.execPath, [SELF, '--role', 'raw-server', '--key', keyFile, '--file', file])
   try {
     const addr = await waitFor('the raw server to listen', () => {
@@ -100,13 +103,23 @@ async function rawTransfer (dir: string, keyFile: string, file: string, size: nu
       return line == null ? undefined : (JSON.parse(line) as { addr: string }).addr
     }, 30_000)
     const out = join(dir, 'raw.out')
+    const serverCpuBefore = cpuSeconds(server.pid)
     const client = new Proc('raw client', process.execPath, [SELF, '--role', 'raw-client', '--key', keyFile, '--dial', addr, '--out', out])
     const code = await Promise.race([client.exited, sleep(flags.timeoutS * 1000).then(() => 'timeout')])
     if (code !== 0) throw new Error(`raw client: ${String(code)} ${client.stderr.slice(-2000)}`)
-    const result = JSON.parse(client.stdout.trim().split('\n').pop() as string) as { bytes: number, seconds: number, streamSeconds: number }
+    const serverCpu = cpuSeconds(server.pid) - serverCpuBefore
+    const result = JSON.parse(client.stdout.trim().split('\n').pop() as string) as { bytes: number, seconds: number, streamSeconds: number, cpuSeconds: number }
     if (result.bytes !== size) throw new Error(`raw client received ${result.bytes} bytes, expected ${size}`)
     await rm(out, { force: true })
-    return { seconds: round(result.seconds, 3), streamSeconds: round(result.streamSeconds, 3), mbps: round(size / result.seconds / 1e6, 1), load: loadavg() }
+    return {
+      seconds: round(result.seconds, 3),
+      streamSeconds: round(result.streamSeconds, 3),
+      mbps: round(size / result.seconds / 1e6, 1),
+      // The receiver's includes its start (loading modules, the key, one dial): a few hundred ms.
+      cpuSecondsReceiver: round(result.cpuSeconds, 2),
+      cpuSecondsSender: round(serverCpu, 2),
+      load: loadavg()
+    }
   } finally {
     await server.stop(3000)
   }
@@ -139,7 +152,7 @@ async function pair (): Promise<Record<string, unknown>> {
   const keyFile = join(root, 'cluster.key')
   await makeClusterKey(keyFile)
   const spec = (name: string): ConstructorParameters<typeof BenchAgent>[0] => ({
-    name, dir: join(root, name), listen: '/ip4/127.0.0.1/tcp/0', clusterKeyFile: keyFile, logLevel: flags.logLevel
+    name, dir: join(root, name), listen: '/ip4/127.0.0.1/tcp/0', clusterKeyFile: keyFile, logLevel: flags.logLevel, env: profileEnv(flags.profileDir)
   })
   const sender = new BenchAgent(spec('sender'))
   await sender.prepare()
@@ -154,19 +167,25 @@ async function pair (): Promise<Record<string, unknown>> {
   await waitForHolders([sender, receiver], fileName, [sender], 120_000)
   const names = new Map([[receiver.peerId, receiver.name]])
 
-  const raw: Array<Awaited<ReturnType<typeof rawTransfer>>> = []
+  const raw: RawResult[] = []
+  const quiet: Array<Awaited<ReturnType<typeof waitForQuiet>> & { before: string }> = []
+  const settle = async (before: string): Promise<void> => { quiet.push({ before, ...await waitForQuiet(flags.quietPct, flags.quietWaitS) }) }
   const rawOnce = async (): Promise<void> => {
+    await settle('raw')
     const r = await rawTransfer(root, keyFile, join(sender.data, fileName), size)
     raw.push(r)
     log(`raw stream: ${r.seconds} s (${r.mbps} MB/s; load ${r.load.join(' ')})`)
   }
   await rawOnce()
 
-  const cpuBefore = { sender: memoryMiB(sender.pid), receiver: memoryMiB(receiver.pid) }
+  await settle('shoal')
+  const memBefore = memoryMiB(receiver.pid)
+  const cpuBefore = { sender: cpuSeconds(sender.pid), receiver: cpuSeconds(receiver.pid) }
   const loadBefore = loadavg()
   log('shoal transfer (broadcast to the receiver)')
   const watched = await watchMemory(receiver.pid, async () => await broadcastAndWait(sender, fileName, [receiver], flags.timeoutS * 1000, names))
   const loadAfter = loadavg()
+  const cpuShoal = { sender: round(cpuSeconds(sender.pid) - cpuBefore.sender, 2), receiver: round(cpuSeconds(receiver.pid) - cpuBefore.receiver, 2) }
   const shoalSeconds = watched.result.seconds
   const record = (await receiver.client.transfers()).transfers.find(t => t.path === fileName)
   const engineSeconds = record?.startedAt != null && record.endedAt != null ? (record.endedAt - record.startedAt) / 1000 : NaN
@@ -182,11 +201,14 @@ async function pair (): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {
     fileMiB: flags.fileMib,
     load: { start: loadStart, beforeShoal: loadBefore, afterShoal: loadAfter, end: loadavg() },
+    quiet,
     raw,
     shoal: {
       seconds: shoalSeconds,
       engineSeconds: round(engineSeconds, 3),
       mbps: round(shoalMBps, 1),
+      cpuSecondsReceiver: cpuShoal.receiver,
+      cpuSecondsSender: cpuShoal.sender,
       hashOk
     },
     ratio: round(rawMean / shoalSeconds, 3),
@@ -198,7 +220,7 @@ async function pair (): Promise<Record<string, unknown>> {
     memory: {
       receiverVmHwmMiB: watched.vmHwmMiB,
       receiverRssPeakSampledMiB: watched.rssPeakSampledMiB,
-      receiverRssBeforeMiB: cpuBefore.receiver.rss,
+      receiverRssBeforeMiB: memBefore.rss,
       senderVmHwmMiB: senderHwm
     }
   }
@@ -212,6 +234,7 @@ async function pair (): Promise<Record<string, unknown>> {
     await fresh.start()
     await waitForMesh([sender, receiver, fresh], 60_000)
     await waitForHolders([sender, fresh], bigName, [sender], 300_000)
+    const bigQuiet = await waitForQuiet(flags.quietPct, flags.quietWaitS)
     const before = memoryMiB(fresh.pid)
     const big = await watchMemory(fresh.pid, async () => await broadcastAndWait(sender, bigName, [fresh], flags.timeoutS * 1000, new Map([[fresh.peerId, fresh.name]])))
     const bigHashOk = (await hashIfPresent(join(fresh.data, bigName))) === bigExpected
@@ -227,7 +250,8 @@ async function pair (): Promise<Record<string, unknown>> {
       senderVmHwmMiB: memoryMiB(sender.pid).hwm,
       goalMiB: RSS_GOAL_MIB,
       met: big.vmHwmMiB < RSS_GOAL_MIB && bigHashOk,
-      load: loadavg()
+      load: loadavg(),
+      quiet: bigQuiet
     }
   }
   return result

@@ -2,7 +2,7 @@
  * Scan benchmark: hashing throughput of a fresh scan on the worker pool against one thread
  * hashing the same bytes, and the time of a rescan that finds nothing changed.
  *
- *   npx node test/bench/scan.ts [--files 256] [--file-mib 8] [--small-files 100000] [--workers N]
+ *   npx node test/bench/scan.ts [--files 256] [--file-mib 8] [--small-files 100000] [--rounds 3] [--workers N]
  *
  * Node 24 runs this file as it is (type stripping), so it holds erasable TypeScript only.
  * Progress goes to stderr; stdout gets exactly one JSON object. See test/bench/README.md.
@@ -27,6 +27,7 @@ interface Settings {
   fileBytes: number
   smallFiles: number
   smallBytes: number
+  rounds: number
   workers: number
   dir: string
 }
@@ -38,6 +39,7 @@ function settings (): Settings {
       'file-mib': { type: 'string' },
       'small-files': { type: 'string' },
       'small-bytes': { type: 'string' },
+      rounds: { type: 'string' },
       workers: { type: 'string' },
       dir: { type: 'string' }
     }
@@ -55,16 +57,45 @@ function settings (): Settings {
     fileBytes: Math.floor(count(values['file-mib'], env.SCAN_BENCH_FILE_MIB, 8, '--file-mib') * MiB),
     smallFiles: Math.floor(count(values['small-files'], env.SCAN_BENCH_SMALL_FILES, 100_000, '--small-files')),
     smallBytes: Math.floor(count(values['small-bytes'], env.SCAN_BENCH_SMALL_BYTES, 1024, '--small-bytes')),
+    rounds: Math.max(1, Math.floor(count(values.rounds, env.SCAN_BENCH_ROUNDS, 3, '--rounds'))),
     workers: Math.max(1, Math.floor(count(values.workers, env.SCAN_BENCH_WORKERS, availableParallelism(), '--workers'))),
     dir: values.dir ?? env.SCAN_BENCH_DIR ?? tmpdir()
   }
 }
 
 const progress = (message: string): void => { process.stderr.write(`scan bench: ${message}\n`) }
-const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits
 const mbPerSecond = (bytes: number, s: number): number => round(bytes / 1e6 / s, 1)
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+/** Wall time and CPU time of this process (every thread, workers included) of one phase. */
+interface Timing { seconds: number, cpuSeconds: number }
+
+async function timed<T> (work: () => T | Promise<T>): Promise<{ value: T, timing: Timing }> {
+  const cpu = process.cpuUsage()
+  const start = process.hrtime.bigint()
+  const value = await work()
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  const used = process.cpuUsage(cpu)
+  return { value, timing: { seconds, cpuSeconds: (used.user + used.system) / 1e6 } }
+}
+
+/**
+ * The fastest of the rounds (the one least disturbed by other work on the machine), with every
+ * round's time; cpuPerWall shows how many cores the fastest round kept busy.
+ */
+function summary (timings: Timing[], bytes?: number): Record<string, unknown> {
+  const best = timings.reduce((a, b) => b.seconds < a.seconds ? b : a)
+  return {
+    seconds: round(best.seconds),
+    ...(bytes == null ? {} : { mbPerSecond: mbPerSecond(bytes, best.seconds) }),
+    cpuSeconds: round(best.cpuSeconds),
+    cpuPerWall: round(best.cpuSeconds / best.seconds, 2),
+    rounds: timings.map(t => round(t.seconds))
+  }
+}
+
+const fastest = (timings: Timing[]): number => Math.min(...timings.map(t => t.seconds))
 
 /** Distinct files of random bytes (each starts with its own number). */
 function writeBigFiles (root: string, s: Settings): string[] {
@@ -152,49 +183,51 @@ async function main (): Promise<void> {
     progress(`writing ${s.files} files of ${s.fileBytes} bytes in ${base}`)
     const names = writeBigFiles(bigRoot, s)
 
-    progress('(a) hashing on one thread')
-    let start = process.hrtime.bigint()
-    const baselineIds = hashOnOneThread(bigRoot, names, s.fileBytes)
-    const baselineSeconds = seconds(start)
+    const oneThread: Timing[] = []
+    const poolScan: Timing[] = []
+    const mainThreadScan: Timing[] = []
+    for (let r = 1; r <= s.rounds; r++) {
+      progress(`round ${r}/${s.rounds}: (a) hashing on one thread`)
+      const a = await timed(() => hashOnOneThread(bigRoot, names, s.fileBytes))
+      oneThread.push(a.timing)
 
-    progress(`(b) fresh scan on a pool of ${s.workers} workers`)
-    const pooledIndex = openIndex('pooled')
-    start = process.hrtime.bigint()
-    const pooled = await scanDataset('bench', bigRoot, pooledIndex, { stableMs: 0, hasher: pool.hash })
-    const pooledSeconds = seconds(start)
-    if (pooled.changed.length !== s.files || pooled.pending !== 0) throw new Error(`pooled scan indexed ${pooled.changed.length} of ${s.files} files (${pooled.pending} pending)`)
-    for (const f of pooled.changed) {
-      if (hex(f.contentId) !== baselineIds.get(f.path)) throw new Error(`${f.path}: the pooled scan and the baseline disagree on the content id`)
+      progress(`round ${r}/${s.rounds}: (b) fresh scan on a pool of ${s.workers} workers`)
+      const b = await timed(async () => await scanDataset('bench', bigRoot, openIndex(`pooled-${r}`), { stableMs: 0, hasher: pool.hash }))
+      poolScan.push(b.timing)
+      if (b.value.changed.length !== s.files || b.value.pending !== 0) throw new Error(`pooled scan indexed ${b.value.changed.length} of ${s.files} files (${b.value.pending} pending)`)
+      for (const f of b.value.changed) {
+        if (hex(f.contentId) !== a.value.get(f.path)) throw new Error(`${f.path}: the pooled scan and the baseline disagree on the content id`)
+      }
+
+      progress(`round ${r}/${s.rounds}: fresh scan on the main thread (hashFile), for reference`)
+      const c = await timed(async () => await scanDataset('bench', bigRoot, openIndex(`plain-${r}`), { stableMs: 0 }))
+      mainThreadScan.push(c.timing)
+      if (c.value.changed.length !== s.files) throw new Error(`main-thread scan indexed ${c.value.changed.length} of ${s.files} files`)
     }
-
-    progress('(b1) fresh scan on the main thread (hashFile), for reference')
-    start = process.hrtime.bigint()
-    const plain = await scanDataset('bench', bigRoot, openIndex('plain'), { stableMs: 0 })
-    const plainSeconds = seconds(start)
-    if (plain.changed.length !== s.files) throw new Error(`main-thread scan indexed ${plain.changed.length} of ${s.files} files`)
     rmSync(bigRoot, { recursive: true, force: true })
 
     progress(`(c) writing ${s.smallFiles} files of ${s.smallBytes} bytes`)
     writeSmallFiles(smallRoot, s)
     const smallIndex = openIndex('small')
     progress('(c) first scan')
-    start = process.hrtime.bigint()
-    const first = await scanDataset('bench', smallRoot, smallIndex, { stableMs: 0, hasher: pool.hash })
-    const firstSeconds = seconds(start)
-    if (first.changed.length !== s.smallFiles || first.pending !== 0) throw new Error(`first scan indexed ${first.changed.length} of ${s.smallFiles} files (${first.pending} pending)`)
-    progress('(c) rescan')
-    start = process.hrtime.bigint()
-    const again = await scanDataset('bench', smallRoot, smallIndex, { stableMs: 0, hasher: pool.hash })
-    const rescanSeconds = seconds(start)
-    if (again.changed.length !== 0 || again.pending !== 0) throw new Error(`the rescan found ${again.changed.length} changed and ${again.pending} pending files; expected none`)
+    const first = await timed(async () => await scanDataset('bench', smallRoot, smallIndex, { stableMs: 0, hasher: pool.hash }))
+    if (first.value.changed.length !== s.smallFiles || first.value.pending !== 0) throw new Error(`first scan indexed ${first.value.changed.length} of ${s.smallFiles} files (${first.value.pending} pending)`)
+    const rescans: Timing[] = []
+    for (let r = 1; r <= s.rounds; r++) {
+      progress(`round ${r}/${s.rounds}: (c) rescan`)
+      const again = await timed(async () => await scanDataset('bench', smallRoot, smallIndex, { stableMs: 0, hasher: pool.hash }))
+      rescans.push(again.timing)
+      if (again.value.changed.length !== 0 || again.value.pending !== 0) throw new Error(`the rescan found ${again.value.changed.length} changed and ${again.value.pending} pending files; expected none`)
+    }
 
-    const ratio = (bytes / pooledSeconds) / (bytes / baselineSeconds)
+    const ratio = fastest(oneThread) / fastest(poolScan)
+    const rescanSeconds = fastest(rescans)
     const result = {
       benchmark: 'scan',
       node: process.version,
       cores: availableParallelism(),
       cpu: cpus()[0]?.model ?? 'unknown',
-      loadAverage1m: round(load, 2),
+      loadAverage1m: { atStart: round(load, 2), atEnd: round(loadavg()[0], 2) },
       pageCache: 'warm: the files were written just before; (a) and (b) read the same cached bytes',
       hashing: {
         files: s.files,
@@ -202,9 +235,10 @@ async function main (): Promise<void> {
         bytes,
         chunkSize: chooseChunkSize(s.fileBytes),
         workers: s.workers,
-        oneThread: { seconds: round(baselineSeconds), mbPerSecond: mbPerSecond(bytes, baselineSeconds) },
-        poolScan: { seconds: round(pooledSeconds), mbPerSecond: mbPerSecond(bytes, pooledSeconds) },
-        mainThreadScan: { seconds: round(plainSeconds), mbPerSecond: mbPerSecond(bytes, plainSeconds) },
+        rounds: s.rounds,
+        oneThread: summary(oneThread, bytes),
+        poolScan: summary(poolScan, bytes),
+        mainThreadScan: summary(mainThreadScan, bytes),
         ratio: round(ratio, 2),
         ratioGoal: RATIO_GOAL,
         ratioMet: ratio >= RATIO_GOAL
@@ -212,8 +246,8 @@ async function main (): Promise<void> {
       rescan: {
         files: s.smallFiles,
         fileBytes: s.smallBytes,
-        firstScanSeconds: round(firstSeconds),
-        seconds: round(rescanSeconds),
+        firstScan: summary([first.timing]),
+        rescan: summary(rescans),
         goalSeconds: RESCAN_GOAL_SECONDS,
         met: rescanSeconds < RESCAN_GOAL_SECONDS
       }

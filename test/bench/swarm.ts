@@ -14,10 +14,10 @@ import { join } from 'node:path'
 import type { StatusResponse } from '@shoal/client'
 import {
   BenchAgent, CpuMeter, cleanupAll, MiB, Network, Proc, broadcastAndWait, cores, hashIfPresent, loadavg, log, makeClusterKey, parseFlags,
-  requireRoot, round, runBench, sha256File, sleep, tcpRtts, tempDir, waitFor, waitForHolders, waitForMesh, writeRandomFile, type Host
+  profileEnv, requireRoot, round, runBench, sha256File, sleep, tcpRtts, tempDir, waitFor, waitForHolders, waitForMesh, waitForQuiet, writeRandomFile, type Host
 } from './netlib.ts'
 
-const flags = parseFlags({ nodes: '4,8', fileMib: 256, rateMbit: 0, timeoutS: 900, plainRuns: 2, logLevel: 'warn', traceMs: 200 })
+const flags = parseFlags({ nodes: '4,8', fileMib: 256, rateMbit: 0, timeoutS: 900, plainRuns: 2, logLevel: 'warn', traceMs: 500, profileDir: '', quietPct: 30, quietWaitS: 300 })
 const FILE = 'model.bin'
 const HTTP_PORT = 8000
 const GOAL = 1.10
@@ -48,7 +48,7 @@ function bytesFrom (status: StatusResponse, peerId: string): number {
 }
 
 async function swarm (n: number): Promise<Record<string, unknown>> {
-  const rateMbit = flags.rateMbit > 0 ? flags.rateMbit : (n <= 4 ? 200 : 100)
+  const rateMbit = flags.rateMbit > 0 ? flags.rateMbit : (n <= 4 ? 100 : 50)
   const size = flags.fileMib * MiB
   const loadStart = loadavg()
   log(`swarm N=${n}, B=${rateMbit} Mbit/s, ${flags.fileMib} MiB; load ${loadStart.join(' ')}`)
@@ -64,7 +64,8 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
     host: h,
     listen: `/ip4/${h.ip}/tcp/4001`,
     clusterKeyFile: keyFile,
-    logLevel: flags.logLevel
+    logLevel: flags.logLevel,
+    env: profileEnv(flags.profileDir)
   }))
   for (const a of agents) await a.prepare()
   const [leader, ...receivers] = agents
@@ -82,7 +83,10 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
 
   // (a) one plain transfer through the same caps, before (and after) the broadcast.
   const plain: number[] = []
+  const quiet: Array<Awaited<ReturnType<typeof waitForQuiet>> & { before: string }> = []
+  const settle = async (before: string): Promise<void> => { quiet.push({ before, ...await waitForQuiet(flags.quietPct, flags.quietWaitS) }) }
   const plainOnce = async (): Promise<void> => {
+    await settle('plain transfer')
     const s = await plainTransfer(leader.spec.host as Host, receivers[0].spec.host as Host, leader.data, join(receivers[0].spec.dir, 'plain.bin'), expected)
     plain.push(round(s, 3))
     log(`plain transfer: ${s.toFixed(2)} s (load ${loadavg().join(' ')})`)
@@ -90,6 +94,7 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
   await plainOnce()
 
   // (b) the broadcast.
+  await settle('broadcast')
   const before = await Promise.all(agents.map(async a => await a.client.status()))
   const txBefore = await Promise.all(net.hosts.map(async h => await net.txBytes(h)))
   const loadBefore = loadavg()
@@ -153,6 +158,7 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
     rateMbit,
     fileMiB: flags.fileMib,
     load: { start: loadStart, beforeBroadcast: loadBefore, afterBroadcast: loadAfter, end: loadavg() },
+    quiet,
     plainSeconds: plain,
     broadcastSeconds: timing.seconds,
     ratio: round(ratio, 3),

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { FileChangedError, hashingStats, type FileHashes } from './chunking.js'
-import type { HashReply, HashRequest, SerializedError } from './hash-worker.js'
+import type { HashReply, HashRequest, HashWorkerData, SerializedError } from './hash-worker.js'
 
 export class HashPoolClosedError extends Error {
   override name = 'HashPoolClosedError'
@@ -53,6 +53,8 @@ interface Job {
 
 interface Slot {
   worker: Worker
+  /** Shared with the worker, which checks it between reads: the id of a job to stop. */
+  abort: Int32Array
   job?: Job
   /** The worker's own last error, to explain its exit. */
   error?: Error
@@ -158,8 +160,8 @@ export class HashPool {
     job.reject(reason)
     for (const slot of this.slots) {
       if (slot.job === job) {
-        // The worker stays busy until it answers; its answer is then ignored.
-        slot.worker.postMessage({ type: 'abort', id: job.id } satisfies HashRequest)
+        // The worker stops at its next read and stays busy until it answers; the answer is ignored.
+        Atomics.store(slot.abort, 0, job.id)
         return
       }
     }
@@ -204,7 +206,7 @@ export class HashPool {
       if (job == null) return
       slot.job = job
       slot.worker.ref()
-      slot.worker.postMessage({ type: 'hash', id: job.id, path: job.path, chunkSize: job.chunkSize, expectedSize: job.expectedSize } satisfies HashRequest)
+      slot.worker.postMessage({ id: job.id, path: job.path, chunkSize: job.chunkSize, expectedSize: job.expectedSize } satisfies HashRequest)
     }
     if (this.queue.length > 1024 && this.queueHead > this.queue.length / 2) {
       this.queue.splice(0, this.queueHead)
@@ -213,8 +215,9 @@ export class HashPool {
   }
 
   private spawn (): Slot {
-    const worker = new Worker(this.workerUrl)
-    const slot: Slot = { worker }
+    const abort = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT))
+    const worker = new Worker(this.workerUrl, { workerData: { abort } satisfies HashWorkerData })
+    const slot: Slot = { worker, abort }
     worker.unref()
     worker.on('message', (reply: HashReply) => this.finished(slot, reply))
     worker.on('error', (err) => { slot.error = err })

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, rm, utimes, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -136,14 +137,37 @@ describe('HashPool', () => {
     expect(hashingStats.bytesHashed).toBe(before.bytesHashed + 1000)
   })
 
+  it('stops a running job at its next read when aborted (a pipe that never ends)', async () => {
+    const fifo = join(dir, `fifo-${fileNo++}`)
+    execFileSync('mkfifo', [fifo])
+    const pool = newPool({ workers: 1 })
+    const controller = new AbortController()
+    const aborted = outcome(pool.hash(fifo, MIN, { signal: controller.signal }))
+    const writer = await open(fifo, 'w') // returns once the worker has opened the pipe
+    try {
+      await writer.write(Buffer.alloc(1000, 1))
+      controller.abort()
+      expect((await aborted).error?.name).toBe('AbortError')
+      // The worker may be blocked in a read: the next bytes wake it, and it must stop there
+      // instead of reading on to an end of file that never comes. (If it saw the abort before
+      // blocking, it has already closed the pipe.)
+      await writer.write(Buffer.alloc(1000, 2)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') throw err
+      })
+      const data = randomBytes(100)
+      const next = await pool.hash(await tempFile(data), MIN)
+      expect(hex(next.contentId)).toBe(sha256(sha256(data)).toString('hex'))
+    } finally {
+      await writer.close()
+    }
+  }, 20_000)
+
   it('discards a result that arrives after its job was aborted, and does not count it', async () => {
-    // A worker that never hears about aborts, so it always answers with a full result.
+    // A stand-in worker that ignores the abort flag and answers every request with a made-up result.
     const script = join(dir, 'deaf-worker.mjs')
     await writeFile(script, `
       import { parentPort } from 'node:worker_threads'
-      const on = parentPort.on.bind(parentPort)
-      parentPort.on = (event, listener) => on(event, (m) => { if (m.type !== 'abort') listener(m) })
-      await import(${JSON.stringify(defaultHashWorkerUrl().href)})
+      parentPort.on('message', (m) => parentPort.postMessage({ id: m.id, ok: true, size: 7, chunkSize: m.chunkSize, hashes: new Uint8Array(32), contentId: new Uint8Array(32) }))
     `)
     const pool = newPool({ workers: 1, workerUrl: pathToFileURL(script) })
     const path = await tempFile(randomBytes(MIN))
@@ -155,9 +179,9 @@ describe('HashPool', () => {
     // The worker is busy until its (ignored) answer arrives; the next job waits for it.
     const next = pool.hash(path, MIN)
     expect(pool.queued).toBe(1)
-    expect((await next).size).toBe(MIN)
+    expect((await next).size).toBe(7)
     expect(hashingStats.filesHashed).toBe(before.filesHashed + 1)
-    expect(hashingStats.bytesHashed).toBe(before.bytesHashed + MIN)
+    expect(hashingStats.bytesHashed).toBe(before.bytesHashed + 7)
   })
 
   it('does not start a job whose signal is already aborted', async () => {
@@ -203,7 +227,11 @@ describe('HashPool', () => {
     const script = join(dir, 'crashing-worker.mjs')
     await writeFile(script, `
       import { parentPort } from 'node:worker_threads'
-      parentPort.on('message', (m) => { if (m.type === 'hash' && m.path.endsWith('crash-me')) throw new Error('deliberate crash') })
+      const on = parentPort.on.bind(parentPort)
+      parentPort.on = (event, listener) => on(event, (m) => {
+        if (m.path.endsWith('crash-me')) throw new Error('deliberate crash')
+        listener(m)
+      })
       await import(${JSON.stringify(defaultHashWorkerUrl().href)})
     `)
     const pool = newPool({ workers: 1, workerUrl: pathToFileURL(script) })
