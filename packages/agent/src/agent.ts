@@ -119,7 +119,7 @@ export class Agent {
     } catch {}
     const uploads = (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0)
     if (this.loadMonitor.update({ uploads, diskLow: this.diskLow })) {
-      this.log.info('load level changed', { level: this.loadMonitor.level })
+      this.log.info('load level changed', { load: this.loadMonitor.level })
       this.events.emit({ type: 'load.changed', time: Date.now(), level: this.loadMonitor.level })
       void this.gossip?.heartbeat()
     }

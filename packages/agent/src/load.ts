@@ -24,6 +24,10 @@ export interface LoadInputs {
 }
 
 const ORDER: LoadLevel[] = ['ok', 'busy', 'overloaded']
+/** Event-loop delay is measured over windows of this length. */
+const LOOP_WINDOW_MS = 1000
+/** A lower level must hold this long before it is announced. */
+const CALM_DOWN_MS = 2000
 
 /**
  * Computes this node's load level from its upload queue, its free disk and its event-loop delay.
@@ -34,6 +38,8 @@ export class LoadMonitor {
   private forced?: LoadLevel
   private current: LoadLevel = 'ok'
   private loopDelayMs = 0
+  private windowStart = Date.now()
+  private lowerSince?: number
 
   constructor (private readonly thresholds: LoadThresholds) {
     this.histogram = monitorEventLoopDelay({ resolution: 20 })
@@ -54,8 +60,13 @@ export class LoadMonitor {
 
   /** Measures again; returns true when the level changed. */
   update (inputs: LoadInputs): boolean {
-    this.loopDelayMs = this.histogram.percentile(99) / 1e6
-    this.histogram.reset()
+    // The event-loop delay is read over about a second, not per call: short stalls are noise.
+    const now = Date.now()
+    if (now - this.windowStart >= LOOP_WINDOW_MS) {
+      this.loopDelayMs = this.histogram.percentile(99) / 1e6
+      this.histogram.reset()
+      this.windowStart = now
+    }
     const t = this.thresholds
     let level: LoadLevel = 'ok'
     const raise = (to: LoadLevel): void => { if (ORDER.indexOf(to) > ORDER.indexOf(level)) level = to }
@@ -64,7 +75,14 @@ export class LoadMonitor {
     if (this.loopDelayMs >= t.overloadedLoopDelayMs) raise('overloaded')
     else if (this.loopDelayMs >= t.busyLoopDelayMs) raise('busy')
     if (inputs.diskLow) raise('busy')
-    if (this.forced != null) level = this.forced
+    if (this.forced != null) {
+      level = this.forced
+    } else if (ORDER.indexOf(level) < ORDER.indexOf(this.current)) {
+      // Going down waits until the lower level has held for a while, so the level does not flap.
+      this.lowerSince ??= now
+      if (now - this.lowerSince < CALM_DOWN_MS) return false
+    }
+    this.lowerSince = undefined
     const changed = level !== this.current
     this.current = level
     return changed
