@@ -21,8 +21,10 @@ import {
 
 const flags = parseFlags({
   fileMib: 1024, bigMib: 4096, rawRuns: 2, timeoutS: 900, logLevel: 'warn', profileDir: '', quietPct: 30, quietWaitS: 300,
+  // also one raw stream without the private network (TCP + Noise + Yamux): what pnet costs
+  rawNoPnet: false,
   // internal: the raw processes
-  role: '', key: '', file: '', dial: '', out: ''
+  role: '', key: '', file: '', dial: '', out: '', stack: 'agent'
 })
 const RAW_PROTOCOL = '/shoal-bench/raw/1.0.0'
 const RAW_PIECE = MiB
@@ -38,6 +40,13 @@ async function stack (): Promise<{ createNode: (init: { privateKey: any, cluster
 }
 
 async function newNode (listen: string[]): Promise<any> {
+  if (flags.stack === 'nopnet') {
+    const { createLibp2p } = await import('libp2p')
+    const { tcp } = await import('@libp2p/tcp')
+    const { noise } = await import('@chainsafe/libp2p-noise')
+    const { yamux } = await import('@chainsafe/libp2p-yamux')
+    return await createLibp2p({ addresses: { listen }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  }
   const { createNode, readClusterKey } = await stack()
   const { generateKeyPair } = await import('@libp2p/crypto/keys')
   return await createNode({ privateKey: await generateKeyPair('Ed25519'), clusterKey: await readClusterKey(flags.key), listen, topics: [] })
@@ -94,8 +103,8 @@ async function rawClient (): Promise<void> {
 
 interface RawResult { seconds: number, streamSeconds: number, mbps: number, cpuSecondsReceiver: number, cpuSecondsSender: number, load: number[] }
 
-async function rawTransfer (dir: string, keyFile: string, file: string, size: number): Promise<RawResult> {
-  const server = new Proc('raw server', process.execPath, [SELF, '--role', 'raw-server', '--key', keyFile, '--file', file])
+async function rawTransfer (dir: string, keyFile: string, file: string, size: number, stackName = 'agent'): Promise<RawResult> {
+  const server = new Proc('raw server', process.execPath, [SELF, '--role', 'raw-server', '--key', keyFile, '--file', file, '--stack', stackName])
   try {
     const addr = await waitFor('the raw server to listen', () => {
       if (!server.running) throw new Error(`raw server exited: ${server.stderr}`)
@@ -104,7 +113,7 @@ async function rawTransfer (dir: string, keyFile: string, file: string, size: nu
     }, 30_000)
     const out = join(dir, 'raw.out')
     const serverCpuBefore = cpuSeconds(server.pid)
-    const client = new Proc('raw client', process.execPath, [SELF, '--role', 'raw-client', '--key', keyFile, '--dial', addr, '--out', out])
+    const client = new Proc('raw client', process.execPath, [SELF, '--role', 'raw-client', '--key', keyFile, '--dial', addr, '--out', out, '--stack', stackName])
     const code = await Promise.race([client.exited, sleep(flags.timeoutS * 1000).then(() => 'timeout')])
     if (code !== 0) throw new Error(`raw client: ${String(code)} ${client.stderr.slice(-2000)}`)
     const serverCpu = cpuSeconds(server.pid) - serverCpuBefore
@@ -193,6 +202,12 @@ async function pair (): Promise<Record<string, unknown>> {
   const senderHwm = memoryMiB(sender.pid).hwm
 
   for (let i = 1; i < flags.rawRuns; i++) await rawOnce()
+  let rawWithoutPnet: RawResult | undefined
+  if (flags.rawNoPnet) {
+    await settle('raw without pnet')
+    rawWithoutPnet = await rawTransfer(root, keyFile, join(sender.data, fileName), size, 'nopnet')
+    log(`raw stream without pnet: ${rawWithoutPnet.seconds} s (${rawWithoutPnet.mbps} MB/s)`)
+  }
   const hashOk = (await hashIfPresent(join(receiver.data, fileName))) === expected
 
   const rawMean = raw.reduce((s, r) => s + r.seconds, 0) / raw.length
@@ -203,6 +218,7 @@ async function pair (): Promise<Record<string, unknown>> {
     load: { start: loadStart, beforeShoal: loadBefore, afterShoal: loadAfter, end: loadavg() },
     quiet,
     raw,
+    rawWithoutPnet,
     shoal: {
       seconds: shoalSeconds,
       engineSeconds: round(engineSeconds, 3),
