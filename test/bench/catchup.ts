@@ -134,6 +134,8 @@ await runBench('catchup', async () => {
     for (const f of files) if (flags.settle === 'replicated' || f.writer.peerId === s.peerId) allEntries.push(EventRecorder.key(s.peerId, 'default', f.path))
   }
   let viewCompleteMs: number | undefined
+  /** The last poll answer that did not show the complete view yet: the figure lies in (notYetMs, viewCompleteMs]. */
+  let notYetMs: number | undefined
   let polls = 0
   let returningStatus: StatusResponse | undefined
   await waitFor('the returning node to hold every record', async () => {
@@ -142,6 +144,7 @@ await runBench('catchup', async () => {
     returningStatus = s
     const ok = [...target].every(([peerId, t]) => s.view.nodes.some(v => v.peerId === peerId && v.generation === t.generation && v.sequence >= t.sequence))
     if (ok) viewCompleteMs = Date.now() - t0
+    else notYetMs = Date.now() - t0
     return ok
   }, flags.catchupTimeoutMs, flags.pollMs)
   // Events can trail the status answer by a moment; give the stream a second.
@@ -172,6 +175,7 @@ await runBench('catchup', async () => {
     // Headline: spawn of the returning agent -> its view holds every running node's record as of the restart.
     viewCompleteMs,
     goal: { underMs: 10_000, met: viewCompleteMs != null && viewCompleteMs < 10_000 },
+    viewIncompleteAtMs: notYetMs,
     viewCompleteAfterApiUpMs: viewCompleteMs == null ? undefined : viewCompleteMs - streamOpenMs,
     filesKnownByEventsMs,
     whereCrossCheck: { sampled: sample.length, writerListed: whereOk },

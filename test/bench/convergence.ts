@@ -15,6 +15,7 @@ import {
   AgentSet, EventRecorder, cpuSeconds, loadavg, log, machine, mapLimit, measureCpu, memoryMiB, parseFlags, rng, runBench,
   sleep, summarise, waitFor, waitForEvents, writeIntoDataset, type BenchAgent
 } from './lib.ts'
+import type { StatusResponse } from '@shoal/client'
 
 const flags = parseFlags({
   nodes: 8,
@@ -180,7 +181,9 @@ await runBench('convergence', async () => {
   const busy = agents.map((a, i) => 100 * (cpuSeconds(a.pid) - cpuBefore[i]) / writeSeconds)
   const loadAfter = loadavg()
 
-  const statuses = await Promise.all(agents.map(async a => await a.client().status()))
+  // An agent too busy to answer within the client's timeout is left out of the totals (counted).
+  const answered = (await Promise.all(agents.map(async a => await a.client().status().catch(() => undefined)))).filter(s => s != null)
+  const statuses = answered as StatusResponse[]
   const gossip = { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }
   for (const s of statuses) for (const k of Object.keys(gossip) as Array<keyof typeof gossip>) gossip[k] += s.gossip[k]
   const rss = agents.map(a => memoryMiB(a.pid).rss)
@@ -205,7 +208,7 @@ await runBench('convergence', async () => {
     idleCpuPercentOfOneCore: { perAgent: idleSummary, total: Number(idle.reduce((s, x) => s + x, 0).toFixed(1)), windowMs: flags.idleMs, load: loadBeforeIdle },
     writePhaseCpuPercentOfOneCore: { perAgent: summarise(busy, 2), total: Number(busy.reduce((s, x) => s + x, 0).toFixed(1)), seconds: Number(writeSeconds.toFixed(1)) },
     rssMiB: { total: Number(rss.reduce((s, x) => s + x, 0).toFixed(1)), perAgent: summarise(rss), idleTotal: Number(rssIdle.reduce((s, x) => s + x, 0).toFixed(1)) },
-    gossipTotals: gossip,
+    gossipTotals: { ...gossip, agentsCounted: statuses.length },
     perFile,
     load: { beforeWrites: loadBeforeWrites, after: loadAfter }
   }

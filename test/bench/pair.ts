@@ -15,7 +15,7 @@ import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  BenchAgent, MiB, Proc, broadcastAndWait, cores, cpuSeconds, hashIfPresent, loadavg, log, makeClusterKey, memoryMiB, parseFlags, profileEnv, round,
+  BenchAgent, CpuMeter, MiB, Proc, broadcastAndWait, cores, cpuSeconds, hashIfPresent, loadavg, log, makeClusterKey, memoryMiB, parseFlags, profileEnv, round,
   runBench, sleep, tempDir, waitFor, waitForHolders, waitForMesh, waitForQuiet, writeRandomFile
 } from './netlib.ts'
 
@@ -101,7 +101,7 @@ async function rawClient (): Promise<void> {
   await node.stop()
 }
 
-interface RawResult { seconds: number, streamSeconds: number, mbps: number, cpuSecondsReceiver: number, cpuSecondsSender: number, load: number[] }
+interface RawResult { seconds: number, streamSeconds: number, mbps: number, cpuSecondsReceiver: number, cpuSecondsSender: number, othersCpuPct: number, load: number[] }
 
 async function rawTransfer (dir: string, keyFile: string, file: string, size: number, stackName = 'agent'): Promise<RawResult> {
   const server = new Proc('raw server', process.execPath, [SELF, '--role', 'raw-server', '--key', keyFile, '--file', file, '--stack', stackName])
@@ -114,7 +114,9 @@ async function rawTransfer (dir: string, keyFile: string, file: string, size: nu
     const out = join(dir, 'raw.out')
     const serverCpuBefore = cpuSeconds(server.pid)
     const client = new Proc('raw client', process.execPath, [SELF, '--role', 'raw-client', '--key', keyFile, '--dial', addr, '--out', out, '--stack', stackName])
+    const meter = new CpuMeter([{ name: 'server', pid: server.pid }, { name: 'client', pid: client.pid }])
     const code = await Promise.race([client.exited, sleep(flags.timeoutS * 1000).then(() => 'timeout')])
+    const cpu = meter.stop()
     if (code !== 0) throw new Error(`raw client: ${String(code)} ${client.stderr.slice(-2000)}`)
     const serverCpu = cpuSeconds(server.pid) - serverCpuBefore
     const result = JSON.parse(client.stdout.trim().split('\n').pop() as string) as { bytes: number, seconds: number, streamSeconds: number, cpuSeconds: number }
@@ -127,6 +129,7 @@ async function rawTransfer (dir: string, keyFile: string, file: string, size: nu
       // The receiver's includes its start (loading modules, the key, one dial): a few hundred ms.
       cpuSecondsReceiver: round(result.cpuSeconds, 2),
       cpuSecondsSender: round(serverCpu, 2),
+      othersCpuPct: cpu.othersPct,
       load: loadavg()
     }
   } finally {
@@ -192,7 +195,9 @@ async function pair (): Promise<Record<string, unknown>> {
   const cpuBefore = { sender: cpuSeconds(sender.pid), receiver: cpuSeconds(receiver.pid) }
   const loadBefore = loadavg()
   log('shoal transfer (broadcast to the receiver)')
+  const meter = new CpuMeter([{ name: 'sender', pid: sender.pid }, { name: 'receiver', pid: receiver.pid }])
   const watched = await watchMemory(receiver.pid, async () => await broadcastAndWait(sender, fileName, [receiver], flags.timeoutS * 1000, names))
+  const shoalCpu = meter.stop()
   const loadAfter = loadavg()
   const cpuShoal = { sender: round(cpuSeconds(sender.pid) - cpuBefore.sender, 2), receiver: round(cpuSeconds(receiver.pid) - cpuBefore.receiver, 2) }
   const shoalSeconds = watched.result.seconds
@@ -225,6 +230,7 @@ async function pair (): Promise<Record<string, unknown>> {
       mbps: round(shoalMBps, 1),
       cpuSecondsReceiver: cpuShoal.receiver,
       cpuSecondsSender: cpuShoal.sender,
+      othersCpuPct: shoalCpu.othersPct,
       hashOk
     },
     ratio: round(rawMean / shoalSeconds, 3),
@@ -252,6 +258,7 @@ async function pair (): Promise<Record<string, unknown>> {
     await waitForHolders([sender, fresh], bigName, [sender], 300_000)
     const bigQuiet = await waitForQuiet(flags.quietPct, flags.quietWaitS)
     const before = memoryMiB(fresh.pid)
+    const bigMeter = new CpuMeter([{ name: 'sender', pid: sender.pid }, { name: 'receiver', pid: fresh.pid }])
     const big = await watchMemory(fresh.pid, async () => await broadcastAndWait(sender, bigName, [fresh], flags.timeoutS * 1000, new Map([[fresh.peerId, fresh.name]])))
     const bigHashOk = (await hashIfPresent(join(fresh.data, bigName))) === bigExpected
     log(`big file: ${big.result.seconds} s; fresh receiver VmHWM ${big.vmHwmMiB} MiB`)
@@ -267,6 +274,7 @@ async function pair (): Promise<Record<string, unknown>> {
       goalMiB: RSS_GOAL_MIB,
       met: big.vmHwmMiB < RSS_GOAL_MIB && bigHashOk,
       load: loadavg(),
+      othersCpuPct: bigMeter.stop().othersPct,
       quiet: bigQuiet
     }
   }

@@ -95,7 +95,7 @@ await runBench('slow-holder', async () => {
       hashOk,
       load,
       quiet,
-      cpu: { machineBusyPct: cpuUse.machineBusyPct, processPct: cpuUse.processPct }
+      cpu: { machineBusyPct: cpuUse.machineBusyPct, processPct: cpuUse.processPct, othersPct: cpuUse.othersPct }
     })
   }
   const mean = (holders: number): number => {
