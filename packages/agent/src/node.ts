@@ -3,7 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
-import { preSharedKey } from '@libp2p/pnet'
+import { privateNetwork } from './pnet.js'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
@@ -42,7 +42,7 @@ export async function createNode (init: NodeInit): Promise<ShoalNode> {
     metrics: init.metrics == null ? undefined : prometheusMetrics({ registry: init.metrics, preserveExistingMetrics: true }),
     addresses: { listen: init.listen },
     transports: [tcp()],
-    connectionProtector: preSharedKey({ psk: init.clusterKey }),
+    connectionProtector: privateNetwork(init.clusterKey),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
