@@ -13,7 +13,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { access, mkdir, open, readFile, symlink, writeFile } from 'node:fs/promises'
+import { once } from 'node:events'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ShoalClient, type StatusResponse } from '@shoal/client'
 import { MAX_CONCURRENT_UPLOADS, REQUEST_READ_TIMEOUT_MS } from '@shoal/transfer'
@@ -455,6 +457,31 @@ describe('hostile input to a running agent', () => {
   })
 
   describe('a flood', () => {
+    /** Polls /v1/status every 100 ms (ShoalClient, in a worker thread) until told to stop, then posts what it saw. */
+    const STATUS_POLLER = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      let stop = false
+      parentPort.once('message', () => { stop = true })
+      ;(async () => {
+        const { ShoalClient } = await import(workerData.client)
+        const client = new ShoalClient(workerData.socket, { timeoutMs: workerData.timeoutMs })
+        await client.status()
+        parentPort.postMessage('polling')
+        const answered = []
+        const failed = []
+        for (let i = 0; i < 1000 && !stop; i++) {
+          const t0 = Date.now()
+          try {
+            await client.status()
+            answered.push(Date.now() - t0)
+          } catch (err) {
+            failed.push(Date.now() - t0 + ' ms: ' + err.message)
+          }
+          await new Promise(resolve => setTimeout(resolve, 100))
+        }
+        parentPort.postMessage({ answered, failed })
+      })()
+    `
     const COUNT = 4000
     /** What a local API call may take while the flood is on. */
     const STATUS_DEADLINE_MS = 1_000
@@ -471,23 +498,16 @@ describe('hostile input to a running agent', () => {
         (i) => [liveEntry(`flood/${i}.bin`, { version: 0 })],
         (i) => [liveEntry(`flood/${i}.bin`), liveEntry(`flood/${i}.bin`)]
       ]
-      // Status calls made while the flood is on: how long each took, or how it failed.
-      const answered: number[] = []
-      const failed: string[] = []
-      let flooding = true
-      const poller = (async () => {
-        const client = new ShoalClient(a.socket, { timeoutMs: STATUS_DEADLINE_MS })
-        for (let i = 0; i < 1000 && flooding; i++) {
-          const t0 = Date.now()
-          try {
-            await client.status()
-            answered.push(Date.now() - t0)
-          } catch (err: any) {
-            failed.push(`${Date.now() - t0} ms: ${err.message}`)
-          }
-          await new Promise(resolve => setTimeout(resolve, 100))
-        }
-      })()
+      // Status calls made while the flood is on: how long each took, or how it failed. They run on
+      // a thread of their own: the publishing loop below keeps this thread's event loop busy for
+      // seconds (signing and sending is one chain of promises), so a poller here would time this
+      // process rather than the agent (it read ~2 s for the first call while the agent, polled from
+      // another process, answered within ~150 ms).
+      const poller = new Worker(STATUS_POLLER, {
+        eval: true,
+        workerData: { client: new URL('../packages/client/dist/index.js', import.meta.url).href, socket: a.socket, timeoutMs: STATUS_DEADLINE_MS }
+      })
+      await once(poller, 'message') // it reached the agent once, and polls from now on
       const started = Date.now()
       let sent = 0
       try {
@@ -507,9 +527,9 @@ describe('hostile input to a running agent', () => {
           return undefined
         }, 60_000, 500)
       } finally {
-        flooding = false
-        await poller
+        poller.postMessage('stop')
       }
+      const [{ answered, failed }] = await once(poller, 'message') as [{ answered: number[], failed: string[] }]
       flood = { sent, floodMs: Date.now() - started, answered, failed }
       const counted = (await rejections()).fromHostile - before.fromHostile
       console.info(`flood: ${sent} announcements, worked through in ${flood.floodMs} ms, ${counted} counted as rejected; ` +
@@ -522,8 +542,10 @@ describe('hostile input to a running agent', () => {
       await expectViewUnchanged([['default', 'flood/0.bin'], ['default', 'flood/1.bin']])
     })
 
-    knownWeakness(`keeps answering its local API within ${STATUS_DEADLINE_MS} ms during the flood`, () => {
+    it(`keeps answering its local API within ${STATUS_DEADLINE_MS} ms during the flood`, () => {
+      expect(flood).toBeDefined()
       if (flood == null) return
+      expect(flood.answered.length).toBeGreaterThan(0)
       expect(flood.failed).toEqual([])
       expect(Math.max(0, ...flood.answered)).toBeLessThan(STATUS_DEADLINE_MS)
     })

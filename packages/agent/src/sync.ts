@@ -81,7 +81,7 @@ export class Sync {
     })
     for (const record of this.init.cluster.allNodes()) {
       if (record.peerId === this.init.selfId) continue
-      for (const entry of record.entries.values()) this.consider(entry.dataset, entry.path)
+      for (const entry of this.init.cluster.entriesOf(record.peerId)) this.consider(entry.dataset, entry.path)
     }
     this.retryTimer = setInterval(() => {
       const now = Date.now()

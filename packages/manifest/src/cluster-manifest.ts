@@ -13,7 +13,6 @@ export interface NodeRecord {
   info: NodeInfo
   /** When anything was last heard from this node (ms since the epoch). */
   lastHeard: number
-  entries: Map<string, FileEntry>
 }
 
 export interface Holder {
@@ -26,6 +25,8 @@ export interface Holder {
 
 export interface DatasetCounts {
   held: number
+  /** Bytes of the files held complete. */
+  bytes: number
   receiving: number
   missing: number
 }
@@ -43,25 +44,111 @@ export const DEFAULT_MANIFEST_LIMITS: ClusterManifestLimits = { maxEntriesPerNod
 
 export type ChangeListener = (peerId: string, changed: FileEntry[]) => void
 
-const EMPTY = new Uint8Array(0)
+const EMPTY = new Uint8Array(0) as Uint8Array<ArrayBuffer>
 
-/** The copies of one path, per node; it also holds the path's shared strings. */
-class Holders extends Map<string, FileEntry> {
-  constructor (readonly key: string, readonly dataset: string, readonly path: string) {
-    super()
-  }
+/*
+ * Memory layout. A cluster of N nodes that all hold the same F files has N x F copies, so the
+ * cost of one copy decides the footprint (16 x 100,000 must fit in a few hundred MB):
+ *
+ * - one Slot per path (key string, dataset, derived figures);
+ * - one Version per distinct (content, version, size, mtime, mode, chunk size, deleted) of a
+ *   path, shared by every copy at that version: usually one per path;
+ * - per copy, three array elements in the slot (node index, Version, seq; sorted by node index)
+ *   and one element in the node's list of slots: about 32 bytes;
+ * - the bitfield of a copy still being received, in a side map of the slot (rare, short-lived).
+ *
+ * FileEntry objects are built only when a caller asks (queries, record pages, listeners).
+ */
+
+/** One version of a path's content; every copy at this version shares the object. */
+interface Version {
+  readonly size: number
+  readonly mtimeMs: number
+  readonly mode: number
+  /** The content id as a latin1 string (one character per byte): compared with === and <. */
+  readonly content: string
+  readonly chunkSize: number
+  readonly version: number
+  readonly deleted: boolean
+  refs: number
 }
 
-function newestOf (holders: Map<string, FileEntry>): FileEntry | undefined {
-  let best: FileEntry | undefined
-  for (const entry of holders.values()) {
-    if (best == null || compareVersions(entry, best) > 0) best = entry
+/** Elements per copy in Slot.copies: node index, Version, seq. */
+const STRIDE = 3
+
+/** One path of one dataset and its copies on every node. */
+class Slot {
+  /**
+   * Per copy: node index, Version, owner's seq; ordered by node index. Replaced, never grown in
+   * place, so that it holds no spare capacity (an array grown by push or splice keeps up to half
+   * again its length, times every path).
+   */
+  copies: Array<number | Version> = []
+  /** The distinct versions of the copies (usually one); replaced like `copies`. */
+  versions: Version[] = []
+  /** Bitfields of the copies still being received, by node index. */
+  partial?: Map<number, Uint8Array<ArrayBuffer>>
+  /** Live complete copies of the newest content; -1 when the newest is a tombstone or there is none. */
+  replicas = -1
+  conflict = false
+
+  constructor (readonly key: string, readonly dataset: string) {}
+
+  get path (): string {
+    return this.key.slice(this.dataset.length + 1)
   }
-  return best
+
+  get size (): number {
+    return this.copies.length / STRIDE
+  }
+
+  /** Offset of the node's copy in `copies`, or -(insertion offset) - 1. */
+  find (node: number): number {
+    let lo = 0
+    let hi = this.copies.length / STRIDE
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const at = this.copies[mid * STRIDE] as number
+      if (at === node) return mid * STRIDE
+      if (at < node) lo = mid + 1
+      else hi = mid
+    }
+    return -(lo * STRIDE) - 1
+  }
+
+  versionAt (offset: number): Version {
+    return this.copies[offset + 1] as Version
+  }
+
+  newest (): Version | undefined {
+    let best: Version | undefined
+    for (const v of this.versions) if (best == null || compareVersion(v, best) > 0) best = v
+    return best
+  }
+
+  isPartial (node: number): boolean {
+    return this.partial?.has(node) ?? false
+  }
 }
 
 function newer (a: { generation: number, sequence: number }, b: { generation: number, sequence: number }): number {
   return a.generation !== b.generation ? a.generation - b.generation : a.sequence - b.sequence
+}
+
+function contentString (id: Uint8Array): string {
+  return id.length === 0 ? '' : Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1')
+}
+
+function contentBytes (content: string): Uint8Array<ArrayBuffer> {
+  if (content.length === 0) return EMPTY
+  const bytes = Buffer.from(content, 'latin1')
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Uint8Array<ArrayBuffer>
+}
+
+function compareVersion (a: Version, b: Version): number {
+  if (a.version !== b.version) return a.version - b.version
+  if (a.deleted !== b.deleted) return a.deleted ? 1 : -1
+  return a.content < b.content ? -1 : a.content > b.content ? 1 : 0
 }
 
 /** Orders versions of one path: higher version first, then content id as a tie-break every node agrees on. */
@@ -71,30 +158,37 @@ export function compareVersions (a: FileEntry, b: FileEntry): number {
   return Buffer.compare(a.contentId, b.contentId)
 }
 
+interface Member extends NodeRecord {
+  readonly index: number
+  /** The slots where this node has a copy (unordered). */
+  slots: Slot[]
+  tombstones: number
+}
+
 /**
  * The merge of every node's record. Per node, the highest (generation, sequence) wins; per
  * path, an index from file to holders answers queries without scanning.
  */
 export class ClusterManifest {
-  private readonly nodes = new Map<string, NodeRecord>()
+  private readonly nodes = new Map<string, Member>()
+  private readonly byIndex: Member[] = []
 
   constructor (private readonly limits: ClusterManifestLimits = DEFAULT_MANIFEST_LIMITS) {}
 
-  private readonly byFile = new Map<string, Holders>()
-  /** Content ids are shared by every copy of a file: each distinct one is stored once. */
-  private readonly contentIds = new Map<string, { id: Uint8Array, refs: number }>()
+  private readonly byFile = new Map<string, Slot>()
   private readonly listeners: ChangeListener[] = []
   private cachedDigest?: Uint8Array
   // Derived indexes, kept up to date on every change so that queries never scan.
   private readonly pathsByDataset = new Map<string, SortedKeys>()
-  private readonly replicaCount = new Map<string, number>()
-  private readonly byReplicaCount = new Map<number, Set<string>>()
-  private readonly conflictKeys = new Set<string>()
+  /** The dataset names, interned: every slot of a dataset shares one string. */
+  private readonly datasetNames = new Map<string, string>()
+  private readonly byReplicaCount = new Map<number, Set<Slot>>()
+  private readonly conflictSlots = new Set<Slot>()
   private readonly members = new Map<string, Set<string>>()
   /** Per node, per dataset: files lacked, held complete, being received. */
   private readonly counts = new Map<string, Map<string, DatasetCounts>>()
-  /** Lackers of each key touched by the change in progress, as they were before it. */
-  private readonly lackersBefore = new Map<string, string[]>()
+  /** Lackers of each slot touched by the change in progress, as they were before it. */
+  private readonly lackersBefore = new Map<Slot, string[]>()
 
   onChange (listener: ChangeListener): void {
     this.listeners.push(listener)
@@ -106,6 +200,21 @@ export class ClusterManifest {
 
   allNodes (): NodeRecord[] {
     return [...this.nodes.values()]
+  }
+
+  /** How many entries (tombstones included) a node's record holds. */
+  entryCount (peerId: string): number {
+    return this.nodes.get(peerId)?.slots.length ?? 0
+  }
+
+  /** A node's entries (tombstones included), built on demand, in no particular order. */
+  * entriesOf (peerId: string): Generator<FileEntry> {
+    const member = this.nodes.get(peerId)
+    if (member == null) return
+    for (const slot of member.slots) {
+      const at = slot.find(member.index)
+      if (at >= 0) yield this.entryAt(slot, at)
+    }
   }
 
   /** True when `info` says the node has changes this manifest does not hold. */
@@ -125,14 +234,17 @@ export class ClusterManifest {
   }
 
   /** Sets a node's self-description; a change of its datasets changes what it lacks. */
-  private setInfo (record: NodeRecord, info: NodeInfo): void {
+  private setInfo (record: Member, info: NodeInfo): void {
     const before = record.info.datasets ?? []
     const after = info.datasets ?? []
     record.info = info
     if (before.length === after.length && before.every((d, i) => d === after[i])) return
     for (const dataset of new Set([...before, ...after])) {
       const keys = this.pathsByDataset.get(dataset)?.range(`${dataset}/`, undefined, Number.MAX_SAFE_INTEGER) ?? []
-      for (const key of keys) this.beforeChange(key)
+      for (const key of keys) {
+        const slot = this.byFile.get(key)
+        if (slot != null) this.beforeChange(slot)
+      }
       let members = this.members.get(dataset)
       if (members == null) this.members.set(dataset, members = new Set())
       if (after.includes(dataset)) members.add(record.peerId)
@@ -140,6 +252,13 @@ export class ClusterManifest {
       if (members.size === 0) this.members.delete(dataset)
     }
     this.afterChanges()
+  }
+
+  private addMember (peerId: string, info: NodeInfo, now: number): Member {
+    const member: Member = { peerId, info: { ...info, datasets: [] }, lastHeard: now, index: this.byIndex.length, slots: [], tombstones: 0 }
+    this.nodes.set(peerId, member)
+    this.byIndex.push(member)
+    return member
   }
 
   /**
@@ -160,14 +279,14 @@ export class ClusterManifest {
     }
     if (fromSequence > known.info.sequence) return 'gap'
     let added = 0
-    for (const entry of entries) if (!known.entries.has(fileKey(entry.dataset, entry.path))) added++
-    if (known.entries.size + added > this.limits.maxEntriesPerNode) return 'rejected'
+    for (const entry of entries) if (this.copyOf(known, fileKey(entry.dataset, entry.path)) == null) added++
+    if (known.slots.length + added > this.limits.maxEntriesPerNode) return 'rejected'
     const changed: FileEntry[] = []
     for (const entry of entries) {
       const key = fileKey(entry.dataset, entry.path)
-      const old = known.entries.get(key)
-      if (old != null && old.seq >= entry.seq) continue
-      this.setEntry(peerId, known, key, entry)
+      const old = this.copyOf(known, key)
+      if (old != null && (old.slot.copies[old.at + 2] as number) >= entry.seq) continue
+      this.setEntry(known, key, entry)
       changed.push(entry)
     }
     this.afterChanges()
@@ -182,29 +301,27 @@ export class ClusterManifest {
     const known = this.nodes.get(peerId)
     if (known != null && newer(info, known.info) < 0) return true
     if (entries.length > this.limits.maxEntriesPerNode || (known == null && this.nodes.size >= this.limits.maxNodes)) return false
-    const record: NodeRecord = known ?? { peerId, info: { ...info, datasets: [] }, lastHeard: now, entries: new Map() }
-    this.nodes.set(peerId, record)
-    const next = new Map(entries.map(e => [fileKey(e.dataset, e.path), e]))
+    const record = known ?? this.addMember(peerId, info, now)
+    const next = new Map<string, FileEntry>()
+    for (const e of entries) next.set(fileKey(e.dataset, e.path), e)
     const changed: FileEntry[] = []
-    for (const [key, old] of record.entries) {
-      if (!next.has(key)) {
-        this.beforeChange(key)
-        const holders = this.byFile.get(key)
-        holders?.delete(peerId)
-        this.releaseContentId(old)
-        if (holders?.size === 0) {
-          this.byFile.delete(key)
-          this.pathsByDataset.get(old.dataset)?.delete(key)
-        }
-        record.entries.delete(key)
-        this.countEntry(peerId, old, -1)
-        changed.push({ ...old, deleted: true })
-      }
+    const gone = new Set<Slot>()
+    for (const slot of record.slots) {
+      if (next.has(slot.key)) continue
+      const at = slot.find(record.index)
+      if (at < 0) continue
+      changed.push({ ...this.entryAt(slot, at), deleted: true })
+      this.removeCopy(record, slot, at)
+      gone.add(slot)
     }
+    if (gone.size > 0) record.slots = record.slots.filter(s => !gone.has(s))
     for (const [key, entry] of next) {
-      const old = record.entries.get(key)
-      if (old != null && old.seq === entry.seq && old.version === entry.version) continue
-      this.setEntry(peerId, record, key, entry)
+      const old = this.copyOf(record, key)
+      if (old != null) {
+        const v = old.slot.versionAt(old.at)
+        if ((old.slot.copies[old.at + 2] as number) === entry.seq && v.version === entry.version) continue
+      }
+      this.setEntry(record, key, entry)
       changed.push(entry)
     }
     this.afterChanges()
@@ -214,116 +331,176 @@ export class ClusterManifest {
     return true
   }
 
-  private setEntry (peerId: string, record: NodeRecord, key: string, entry: FileEntry): void {
-    this.beforeChange(key)
-    let holders = this.byFile.get(key)
-    if (holders == null) {
-      holders = new Holders(key, entry.dataset, entry.path)
-      this.byFile.set(key, holders)
-      let paths = this.pathsByDataset.get(entry.dataset)
-      if (paths == null) this.pathsByDataset.set(entry.dataset, paths = new SortedKeys())
+  private copyOf (member: Member, key: string): { slot: Slot, at: number } | undefined {
+    const slot = this.byFile.get(key)
+    if (slot == null) return undefined
+    const at = slot.find(member.index)
+    return at >= 0 ? { slot, at } : undefined
+  }
+
+  private slotFor (key: string, dataset: string): Slot {
+    let slot = this.byFile.get(key)
+    if (slot == null) {
+      let name = this.datasetNames.get(dataset)
+      if (name == null) this.datasetNames.set(dataset, name = dataset)
+      slot = new Slot(key, name)
+      this.byFile.set(key, slot)
+      let paths = this.pathsByDataset.get(name)
+      if (paths == null) this.pathsByDataset.set(name, paths = new SortedKeys())
       paths.add(key)
     }
-    const old = record.entries.get(key)
-    this.countEntry(peerId, old, -1)
-    this.releaseContentId(old)
-    // Stored compactly: strings and content ids shared with every other copy of the path.
-    const stored: FileEntry = {
-      dataset: holders.dataset,
-      path: holders.path,
-      size: entry.size,
-      mtimeMs: entry.mtimeMs,
-      mode: entry.mode,
-      contentId: this.internContentId(entry.contentId),
-      chunkSize: entry.chunkSize,
-      version: entry.version,
-      deleted: entry.deleted,
-      seq: entry.seq,
-      partial: entry.partial === true,
-      have: entry.partial === true ? entry.have : EMPTY
+    return slot
+  }
+
+  private setEntry (record: Member, key: string, entry: FileEntry): void {
+    const slot = this.slotFor(key, entry.dataset)
+    this.beforeChange(slot)
+    const version = this.internVersion(slot, entry)
+    let at = slot.find(record.index)
+    if (at >= 0) {
+      const old = slot.versionAt(at)
+      this.countCopy(record, slot, old, -1)
+      this.releaseVersion(slot, old)
+      slot.copies[at + 1] = version
+      slot.copies[at + 2] = entry.seq
+    } else {
+      at = -at - 1
+      const before = slot.copies
+      const copies = new Array<number | Version>(before.length + STRIDE)
+      for (let i = 0; i < at; i++) copies[i] = before[i]
+      copies[at] = record.index
+      copies[at + 1] = version
+      copies[at + 2] = entry.seq
+      for (let i = at; i < before.length; i++) copies[i + STRIDE] = before[i]
+      slot.copies = copies
+      record.slots.push(slot)
     }
-    this.countEntry(peerId, stored, 1)
-    record.entries.set(holders.key, stored)
-    holders.set(peerId, stored)
+    if (entry.partial === true && !entry.deleted) {
+      slot.partial ??= new Map()
+      slot.partial.set(record.index, entry.have.length === 0 ? EMPTY : new Uint8Array(entry.have))
+    } else if (slot.partial?.delete(record.index) === true && slot.partial.size === 0) {
+      slot.partial = undefined
+    }
+    this.countCopy(record, slot, version, 1)
   }
 
-  private internContentId (id: Uint8Array): Uint8Array<ArrayBuffer> {
-    if (id.length === 0) return EMPTY
-    const text = Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1')
-    let shared = this.contentIds.get(text)
-    if (shared == null) this.contentIds.set(text, shared = { id: Uint8Array.from(id), refs: 0 })
-    shared.refs++
-    return shared.id as Uint8Array<ArrayBuffer>
+  /** Takes a node's copy out of a slot (the caller updates the node's list of slots). */
+  private removeCopy (record: Member, slot: Slot, at: number): void {
+    this.beforeChange(slot)
+    const old = slot.versionAt(at)
+    this.countCopy(record, slot, old, -1)
+    this.releaseVersion(slot, old)
+    slot.copies = slot.copies.filter((_, i) => i < at || i >= at + STRIDE)
+    if (slot.partial?.delete(record.index) === true && slot.partial.size === 0) slot.partial = undefined
+    if (slot.size === 0) {
+      this.byFile.delete(slot.key)
+      this.pathsByDataset.get(slot.dataset)?.delete(slot.key)
+    }
   }
 
-  private releaseContentId (entry: FileEntry | undefined): void {
-    if (entry == null || entry.contentId.length === 0) return
-    const text = Buffer.from(entry.contentId.buffer, entry.contentId.byteOffset, entry.contentId.byteLength).toString('latin1')
-    const shared = this.contentIds.get(text)
-    if (shared != null && --shared.refs <= 0) this.contentIds.delete(text)
+  private internVersion (slot: Slot, e: FileEntry): Version {
+    const content = contentString(e.contentId)
+    for (const v of slot.versions) {
+      if (v.version === e.version && v.deleted === e.deleted && v.content === content && v.size === e.size &&
+        v.mtimeMs === e.mtimeMs && v.mode === e.mode && v.chunkSize === e.chunkSize) {
+        v.refs++
+        return v
+      }
+    }
+    const v: Version = {
+      size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, content, chunkSize: e.chunkSize, version: e.version, deleted: e.deleted, refs: 1
+    }
+    slot.versions = slot.versions.length === 0 ? [v] : [...slot.versions, v]
+    return v
   }
 
-  /** Members of a key's dataset that do not hold its newest live content. */
-  private lackersOf (key: string): string[] {
-    const holders = this.byFile.get(key)
-    if (holders == null) return []
-    const newest = newestOf(holders)
+  private releaseVersion (slot: Slot, v: Version): void {
+    if (--v.refs > 0) return
+    slot.versions = slot.versions.filter(x => x !== v)
+  }
+
+  /** The FileEntry of one copy; `ids` shares the content id bytes between the copies of one answer. */
+  private entryAt (slot: Slot, at: number, ids?: Map<Version, Uint8Array<ArrayBuffer>>): FileEntry {
+    const v = slot.versionAt(at)
+    let contentId = ids?.get(v)
+    if (contentId == null) {
+      contentId = contentBytes(v.content)
+      ids?.set(v, contentId)
+    }
+    const have = slot.partial?.get(slot.copies[at] as number)
+    return {
+      dataset: slot.dataset,
+      path: slot.path,
+      size: v.size,
+      mtimeMs: v.mtimeMs,
+      mode: v.mode,
+      contentId,
+      chunkSize: v.chunkSize,
+      version: v.version,
+      deleted: v.deleted,
+      seq: slot.copies[at + 2] as number,
+      partial: have != null,
+      have: have ?? EMPTY
+    }
+  }
+
+  /** Members of a slot's dataset that do not hold its newest live content. */
+  private lackersOf (slot: Slot): string[] {
+    const newest = slot.newest()
     if (newest == null || newest.deleted) return []
-    const members = this.members.get(newest.dataset)
+    const members = this.members.get(slot.dataset)
     if (members == null) return []
     const out: string[] = []
     for (const peerId of members) {
-      const entry = holders.get(peerId)
-      if (entry == null || entry.deleted || entry.partial || Buffer.compare(entry.contentId, newest.contentId) !== 0) out.push(peerId)
+      const member = this.nodes.get(peerId)
+      const at = member == null ? -1 : slot.find(member.index)
+      if (at < 0 || member == null || slot.isPartial(member.index) || slot.versionAt(at).content !== newest.content || slot.versionAt(at).deleted) out.push(peerId)
     }
     return out
   }
 
-  private beforeChange (key: string): void {
-    if (!this.lackersBefore.has(key)) this.lackersBefore.set(key, this.lackersOf(key))
+  private beforeChange (slot: Slot): void {
+    if (!this.lackersBefore.has(slot)) this.lackersBefore.set(slot, this.lackersOf(slot))
   }
 
-  /** Brings every derived index up to date for the keys touched since beforeChange. */
+  /** Brings every derived index up to date for the slots touched since beforeChange. */
   private afterChanges (): void {
-    for (const [key, before] of this.lackersBefore) {
-      const dataset = key.slice(0, key.indexOf('/'))
-      for (const peerId of before) this.countsOf(peerId, dataset).missing--
-      for (const peerId of this.lackersOf(key)) this.countsOf(peerId, dataset).missing++
-      this.refreshReplicas(key)
+    for (const [slot, before] of this.lackersBefore) {
+      for (const peerId of before) this.countsOf(peerId, slot.dataset).missing--
+      if (slot.size > 0) for (const peerId of this.lackersOf(slot)) this.countsOf(peerId, slot.dataset).missing++
+      this.refreshReplicas(slot)
     }
     this.lackersBefore.clear()
   }
 
-  private refreshReplicas (key: string): void {
-    const holders = this.byFile.get(key)
-    const newest = holders == null ? undefined : newestOf(holders)
-    const old = this.replicaCount.get(key)
-    let count: number | undefined
+  private refreshReplicas (slot: Slot): void {
+    const newest = slot.size === 0 ? undefined : slot.newest()
+    const old = slot.replicas
+    let count = -1
     let conflict = false
-    if (holders != null && newest != null && !newest.deleted) {
+    if (newest != null && !newest.deleted) {
       count = 0
-      for (const entry of holders.values()) {
-        if (entry.deleted || entry.partial) continue
-        if (Buffer.compare(entry.contentId, newest.contentId) === 0) count++
-        else if (entry.version === newest.version) conflict = true
+      for (let at = 0; at < slot.copies.length; at += STRIDE) {
+        const v = slot.versionAt(at)
+        if (v.deleted || slot.isPartial(slot.copies[at] as number)) continue
+        if (v.content === newest.content) count++
+        else if (v.version === newest.version) conflict = true
       }
     }
-    if (conflict) this.conflictKeys.add(key)
-    else this.conflictKeys.delete(key)
+    slot.conflict = conflict
+    if (conflict) this.conflictSlots.add(slot)
+    else this.conflictSlots.delete(slot)
     if (old === count) return
-    if (old != null) {
+    if (old >= 0) {
       const bucket = this.byReplicaCount.get(old)
-      bucket?.delete(key)
+      bucket?.delete(slot)
       if (bucket?.size === 0) this.byReplicaCount.delete(old)
     }
-    if (count == null) {
-      this.replicaCount.delete(key)
-      return
-    }
-    this.replicaCount.set(key, count)
+    slot.replicas = count
+    if (count < 0) return
     let bucket = this.byReplicaCount.get(count)
     if (bucket == null) this.byReplicaCount.set(count, bucket = new Set())
-    bucket.add(key)
+    bucket.add(slot)
   }
 
   private emit (peerId: string, changed: FileEntry[]): void {
@@ -357,18 +534,61 @@ export class ClusterManifest {
     const record = this.nodes.get(peerId)
     if (record == null) return undefined
     const full = generation !== record.info.generation || since === 0 || since > record.info.sequence
-    const entries = [...record.entries.values()].filter(e => full || e.seq > since).sort((a, b) => a.seq - b.seq)
+    const entries: FileEntry[] = []
+    for (const slot of record.slots) {
+      const at = slot.find(record.index)
+      if (at >= 0 && (full || (slot.copies[at + 2] as number) > since)) entries.push(this.entryAt(slot, at))
+    }
+    entries.sort((a, b) => a.seq - b.seq)
     return { info: record.info, full, entries }
+  }
+
+  /**
+   * Forgets a node's tombstones with seq <= uptoSeq (every known node has seen them). The
+   * record's (generation, sequence) is unchanged: nothing live changed, so no listener is called.
+   * Returns how many were dropped.
+   */
+  dropTombstones (peerId: string, uptoSeq: number): number {
+    const record = this.nodes.get(peerId)
+    if (record == null || record.tombstones === 0) return 0
+    const gone = new Set<Slot>()
+    for (const slot of record.slots) {
+      const at = slot.find(record.index)
+      if (at < 0 || !slot.versionAt(at).deleted || (slot.copies[at + 2] as number) > uptoSeq) continue
+      this.removeCopy(record, slot, at)
+      gone.add(slot)
+    }
+    if (gone.size > 0) record.slots = record.slots.filter(s => !gone.has(s))
+    this.afterChanges()
+    return gone.size
+  }
+
+  /** How many tombstones a node's record holds. */
+  tombstoneCount (peerId: string): number {
+    return this.nodes.get(peerId)?.tombstones ?? 0
   }
 
   /** Every node's entry for one path, tombstones included. */
   entriesFor (dataset: string, path: string): Map<string, FileEntry> {
-    return this.byFile.get(fileKey(dataset, path)) ?? new Map()
+    const out = new Map<string, FileEntry>()
+    const slot = this.byFile.get(fileKey(dataset, path))
+    if (slot == null) return out
+    const ids = new Map<Version, Uint8Array<ArrayBuffer>>()
+    for (let at = 0; at < slot.copies.length; at += STRIDE) {
+      out.set(this.byIndex[slot.copies[at] as number].peerId, this.entryAt(slot, at, ids))
+    }
+    return out
   }
 
   /** The newest version of a path anywhere in the cluster (possibly a tombstone). */
   newest (dataset: string, path: string): FileEntry | undefined {
-    return newestOf(this.entriesFor(dataset, path))
+    const slot = this.byFile.get(fileKey(dataset, path))
+    const newest = slot?.newest()
+    if (slot == null || newest == null) return undefined
+    for (let at = 0; at < slot.copies.length; at += STRIDE) {
+      if (slot.versionAt(at) === newest) return this.entryAt(slot, at)
+    }
+    return undefined
   }
 
   /** Paths of a dataset under a prefix, in order, from after `after` (a path), up to `limit`. */
@@ -380,15 +600,16 @@ export class ClusterManifest {
 
   /** Live copies of the newest content of a path; undefined when the path is deleted or unknown. */
   replicas (dataset: string, path: string): number | undefined {
-    return this.replicaCount.get(fileKey(dataset, path))
+    const count = this.byFile.get(fileKey(dataset, path))?.replicas ?? -1
+    return count < 0 ? undefined : count
   }
 
   /** Live files (`dataset/path` keys) with fewer than `count` complete copies, up to `limit`. */
   belowReplicas (count: number, limit: number): string[] {
     const out: string[] = []
     for (let n = 0; n < count && out.length < limit; n++) {
-      for (const key of this.byReplicaCount.get(n) ?? []) {
-        out.push(key)
+      for (const slot of this.byReplicaCount.get(n) ?? []) {
+        out.push(slot.key)
         if (out.length >= limit) break
       }
     }
@@ -398,9 +619,9 @@ export class ClusterManifest {
   /** Paths whose live copies hold different content at the same version (concurrent edits). */
   conflicts (limit: number): string[] {
     const out: string[] = []
-    for (const key of this.conflictKeys) {
+    for (const slot of this.conflictSlots) {
       if (out.length >= limit) break
-      out.push(key)
+      out.push(slot.key)
     }
     return out
   }
@@ -421,16 +642,22 @@ export class ClusterManifest {
     let byDataset = this.counts.get(peerId)
     if (byDataset == null) this.counts.set(peerId, byDataset = new Map())
     let c = byDataset.get(dataset)
-    if (c == null) byDataset.set(dataset, c = { held: 0, receiving: 0, missing: 0 })
+    if (c == null) byDataset.set(dataset, c = { held: 0, bytes: 0, receiving: 0, missing: 0 })
     return c
   }
 
-  /** Counts an entry in (+1) or out (-1) of its node's held/receiving totals. */
-  private countEntry (peerId: string, entry: FileEntry | undefined, delta: number): void {
-    if (entry == null || entry.deleted) return
-    const c = this.countsOf(peerId, entry.dataset)
-    if (entry.partial === true) c.receiving += delta
-    else c.held += delta
+  /** Counts a copy in (+1) or out (-1) of its node's totals. */
+  private countCopy (record: Member, slot: Slot, v: Version, delta: number): void {
+    if (v.deleted) {
+      record.tombstones += delta
+      return
+    }
+    const c = this.countsOf(record.peerId, slot.dataset)
+    if (slot.isPartial(record.index)) c.receiving += delta
+    else {
+      c.held += delta
+      c.bytes += delta * v.size
+    }
   }
 
   /** The files of `dataset` that a node lacks, in path order, from after `after`, up to `limit`. */
@@ -442,8 +669,8 @@ export class ClusterManifest {
     for (;;) {
       const page = this.list(dataset, '', 1024, cursor)
       for (const path of page) {
-        const key = fileKey(dataset, path)
-        if (this.lackersOf(key).includes(peerId)) {
+        const slot = this.byFile.get(fileKey(dataset, path))
+        if (slot != null && this.lackersOf(slot).includes(peerId)) {
           out.push(path)
           if (out.length >= limit) return out
         }
@@ -460,18 +687,23 @@ export class ClusterManifest {
 
   /** The nodes that hold a live copy of a path, newest versions first. */
   holdersOf (dataset: string, path: string): Holder[] {
-    const newest = this.newest(dataset, path)
+    const slot = this.byFile.get(fileKey(dataset, path))
+    if (slot == null) return []
+    const newest = slot.newest()
     const holders: Holder[] = []
-    for (const [peerId, entry] of this.entriesFor(dataset, path)) {
-      if (entry.deleted) continue
+    const ids = new Map<Version, Uint8Array<ArrayBuffer>>()
+    for (let at = 0; at < slot.copies.length; at += STRIDE) {
+      const v = slot.versionAt(at)
+      if (v.deleted) continue
+      const member = this.byIndex[slot.copies[at] as number]
       holders.push({
-        peerId,
-        name: this.nodes.get(peerId)?.info.name ?? '',
-        entry,
-        complete: entry.partial !== true && newest != null && !newest.deleted && Buffer.compare(entry.contentId, newest.contentId) === 0
+        peerId: member.peerId,
+        name: member.info.name,
+        entry: this.entryAt(slot, at, ids),
+        complete: !slot.isPartial(member.index) && newest != null && !newest.deleted && v.content === newest.content
       })
     }
-    return holders.sort((a, b) => compareVersions(b.entry, a.entry) || a.peerId.localeCompare(b.peerId))
+    return holders.sort((a, b) => compareVersions(b.entry, a.entry) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
   }
 
   /** Nodes that hold a complete live copy of exactly this content. */
@@ -482,9 +714,16 @@ export class ClusterManifest {
   /** Every node that can serve chunks of this content: complete holders, and receivers with the chunks in `have`. */
   sourcesOf (dataset: string, path: string, contentId: Uint8Array): Array<{ peerId: string, have?: Uint8Array }> {
     const out: Array<{ peerId: string, have?: Uint8Array }> = []
-    for (const [peerId, entry] of this.entriesFor(dataset, path)) {
-      if (entry.deleted || Buffer.compare(entry.contentId, contentId) !== 0) continue
-      out.push(entry.partial === true ? { peerId, have: entry.have } : { peerId })
+    const slot = this.byFile.get(fileKey(dataset, path))
+    if (slot == null) return out
+    const content = contentString(contentId)
+    for (let at = 0; at < slot.copies.length; at += STRIDE) {
+      const v = slot.versionAt(at)
+      if (v.deleted || v.content !== content) continue
+      const node = slot.copies[at] as number
+      const have = slot.partial?.get(node)
+      const peerId = this.byIndex[node].peerId
+      out.push(have != null ? { peerId, have } : { peerId })
     }
     return out
   }

@@ -22,6 +22,14 @@ export interface LocalFile {
   have?: Uint8Array
 }
 
+/** The fields of an indexed file that say whether the disk still holds the same file. */
+export interface IndexedStat {
+  size: number
+  mtimeMs: number
+  ino: number
+  deleted: boolean
+}
+
 /** A file this node is receiving: the chunks it holds so far (verified), served to others. */
 export interface PartialFile {
   dataset: string
@@ -286,6 +294,35 @@ export class LocalIndex {
   filesOf (dataset: string): LocalFile[] {
     return (this.stmts.dataset.all(dataset) as unknown as Row[]).map(fromRow)
   }
+
+  /** What a rescan compares with the disk, for every path of a dataset: no hashes, no content ids. */
+  statsOf (dataset: string): Map<string, IndexedStat> {
+    const out = new Map<string, IndexedStat>()
+    const rows = this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ?').all(dataset) as unknown as Array<{ path: string, size: number, mtime_ms: number, ino: number, deleted: number }>
+    for (const r of rows) out.set(r.path, { size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, deleted: r.deleted !== 0 })
+    return out
+  }
+
+  /**
+   * Forgets up to `limit` tombstones with seq <= `uptoSeq` (every known node has seen them) and
+   * returns how many went. Not a change: the sequence number stays, nothing else is touched.
+   * Callers with many to forget call it again until it returns less than `limit`.
+   */
+  deleteTombstones (uptoSeq: number, limit = 10_000): number {
+    if (!Number.isSafeInteger(uptoSeq) || uptoSeq < 0) throw new RangeError(`uptoSeq must be a non-negative integer, not ${uptoSeq}`)
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, not ${limit}`)
+    if (uptoSeq === 0) return 0
+    this.deleteTombstonesStmt ??= this.db.prepare(`DELETE FROM files WHERE (dataset, path) IN
+      (SELECT dataset, path FROM files WHERE seq <= ? AND deleted = 1 ORDER BY seq LIMIT ?)`)
+    return Number(this.deleteTombstonesStmt.run(uptoSeq, limit).changes)
+  }
+
+  /** How many tombstones the index holds. */
+  tombstoneCount (): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM files WHERE deleted = 1').get() as { n: number }).n
+  }
+
+  private deleteTombstonesStmt?: StatementSync
 
   findByContentId (contentId: Uint8Array): LocalFile | undefined {
     const row = this.stmts.byContent.get(contentId) as Row | undefined

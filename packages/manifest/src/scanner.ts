@@ -1,4 +1,4 @@
-import { opendir, stat, lstat, writeFile } from 'node:fs/promises'
+import { readdir, stat, lstat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { isValidRelativePath } from '@shoal/wire'
@@ -49,16 +49,33 @@ export interface ScanResult {
   pending: number
   /** Files skipped because their path cannot be represented on the wire. */
   skipped: string[]
+  /** Every directory of the dataset the walk read, relative to its root ('' for the root). */
+  directories: string[]
 }
 
 interface Seen { size: number, mtimeMs: number, ino: number, mode: number }
 
-interface Walk { seen: Map<string, Seen>, skipped: string[], unreadable: string[], signal?: AbortSignal }
+interface Walk { seen: Map<string, Seen>, skipped: string[], unreadable: string[], directories: string[], signal?: AbortSignal }
+
+/** lstat calls in flight during a walk: enough to keep the thread pool busy, and a slow network filesystem does not stall the event loop. */
+const STAT_CONCURRENCY = 64
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function eachLimited<T> (items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      await fn(items[i], i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+}
 
 async function walk (root: string, dir: string, w: Walk): Promise<void> {
-  let handle
+  let entries
   try {
-    handle = await opendir(join(root, dir))
+    entries = await readdir(join(root, dir), { withFileTypes: true })
   } catch (err: any) {
     if (dir === '') throw err
     if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return
@@ -70,24 +87,36 @@ async function walk (root: string, dir: string, w: Walk): Promise<void> {
     throw err
   }
   const { seen: out, skipped, signal } = w
-  for await (const entry of handle) {
-    signal?.throwIfAborted()
+  w.directories.push(dir)
+  const files: string[] = []
+  const dirs: string[] = []
+  for (const entry of entries) {
     if (isInternalName(entry.name)) continue
     const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
-    if (entry.isDirectory()) {
-      await walk(root, rel, w)
-    } else if (entry.isFile()) {
-      if (!isValidRelativePath(rel)) {
-        skipped.push(rel)
-        continue
-      }
-      try {
-        const st = await lstat(join(root, rel))
-        if (st.isFile()) out.set(rel, { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777 })
-      } catch (err: any) {
-        if (err.code !== 'ENOENT') throw err
-      }
+    if (entry.isDirectory()) dirs.push(rel)
+    else if (entry.isFile()) {
+      if (isValidRelativePath(rel)) files.push(rel)
+      else skipped.push(rel)
     }
+  }
+  // Stat the directory's files concurrently; record them in directory order (sequence numbers do not depend on timing).
+  const stats: Array<Seen | undefined> = new Array(files.length)
+  await eachLimited(files, STAT_CONCURRENCY, async (rel, i) => {
+    signal?.throwIfAborted()
+    try {
+      const st = await lstat(join(root, rel))
+      if (st.isFile()) stats[i] = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777 }
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw err
+    }
+  })
+  for (let i = 0; i < files.length; i++) {
+    const st = stats[i]
+    if (st != null) out.set(files[i], st)
+  }
+  for (const sub of dirs) {
+    signal?.throwIfAborted()
+    await walk(root, sub, w)
   }
 }
 
@@ -116,13 +145,13 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       if (err.code !== 'EEXIST') throw new DatasetUnavailableError(`dataset ${dataset}: cannot write ${DATASET_MARKER} in ${root} (${err.code})`)
     })
   }
-  const w: Walk = { seen: new Map(), skipped: [], unreadable: [], signal: options.signal }
+  const w: Walk = { seen: new Map(), skipped: [], unreadable: [], directories: [], signal: options.signal }
   await walk(root, '', w)
   const { seen, skipped } = w
 
   const changed: LocalFile[] = []
   let pending = 0
-  const known = new Map(index.filesOf(dataset).map(f => [f.path, f]))
+  const known = index.statsOf(dataset)
   const hasher = options.hasher ?? hashFile
   const concurrency = Math.max(1, Math.floor(options.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY))
   // Ends the hashes still in flight when the scan fails half-way.
@@ -169,8 +198,9 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
   try {
     for (const [path, disk] of seen) {
       options.signal?.throwIfAborted()
-      const old = known.get(path)
-      if (old != null && !old.deleted && old.size === disk.size && old.mtimeMs === disk.mtimeMs && old.ino === disk.ino) continue
+      const indexed = known.get(path)
+      if (indexed != null && !indexed.deleted && indexed.size === disk.size && indexed.mtimeMs === disk.mtimeMs && indexed.ino === disk.ino) continue
+      const old = indexed == null ? undefined : index.get(dataset, path)
       if (now() - disk.mtimeMs < options.stableMs) {
         pending++
         continue
@@ -188,13 +218,15 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       await Promise.all(inFlight.map(async f => await f.outcome))
     }
   }
-  for (const [path, old] of known) {
-    if (old.deleted || seen.has(path)) continue
+  for (const [path, indexed] of known) {
+    if (indexed.deleted || seen.has(path)) continue
     if (w.unreadable.some(dir => path.startsWith(`${dir}/`))) continue
+    const old = index.get(dataset, path)
+    if (old == null) continue
     changed.push(index.put({
       dataset, path, size: 0, mtimeMs: now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
       hashes: new Uint8Array(0), version: Math.max(old.version, options.versionFloor?.(dataset, path) ?? 0) + 1, deleted: true
     }))
   }
-  return { changed, pending, skipped }
+  return { changed, pending, skipped, directories: w.directories }
 }

@@ -45,7 +45,7 @@ function snapshot (m: ClusterManifest, peerId: string): unknown {
   return {
     generation: rec.info.generation,
     sequence: rec.info.sequence,
-    entries: [...rec.entries.values()]
+    entries: [...m.entriesOf(peerId)]
       .map(e => `${e.dataset}/${e.path}@v${e.version}s${e.seq}${e.deleted ? 'x' : ''}c${e.contentId[0] ?? '-'}`)
       .sort()
   }

@@ -132,7 +132,7 @@ describe('scanDataset', () => {
     const before = { ...hashingStats }
     const seq = index.sequence
     const r = await scan(T0 + 120_000)
-    expect(r).toEqual({ changed: [], pending: 0, skipped: [] })
+    expect(r).toEqual({ changed: [], pending: 0, skipped: [], directories: [''] })
     expect(hashingStats).toEqual(before)
     expect(index.sequence).toBe(seq)
   })
