@@ -256,11 +256,14 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const entries = makeEntries(flags.files)
   await sleep(200)
 
-  log(`starting the agent (it scans and hashes ${flags.files} files before its API answers); load ${loadavg()}`)
+  log(`starting the agent (its API answers at once; it then scans and hashes ${flags.files} files); load ${loadavg()}`)
   t = Date.now()
   await agent.spawn()
   await agent.ready(flags.readyTimeoutMs, 500)
+  await waitFor('the agent to index every file', async () => (await agent.client().status()).datasets[0].files === flags.files ? true : undefined, flags.readyTimeoutMs, 500)
   const agentReadyMs = Date.now() - t
+  // The scan's garbage is not the steady state: let a few GC cycles run before the baseline is taken.
+  await sleep(flags.settleMs)
   const baseline = memoryMiB(agent.pid)
   let heapSnapshot: string | undefined
   if (flags.heapSnapshotAt === 'baseline') heapSnapshot = await takeHeapSnapshot(agent.pid)

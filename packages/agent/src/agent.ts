@@ -1,9 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ClusterManifest, DatasetUnavailableError, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
+import { ClusterManifest, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad, announceTopic, checkPeerIdText, directiveTopic, heartbeatTopic } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
@@ -22,6 +21,7 @@ import { createNode, type ShoalNode } from './node.js'
 import { toWireEntry } from './records.js'
 import { Sync } from './sync.js'
 import { HoldPolicies } from './policy.js'
+import { TombstoneCollector, tombstoneOptions } from './tombstones.js'
 import { SerialQueue, silentLogger, type Logger } from './util.js'
 import type { StatusResponse, WhereResponse, TransfersResponse, FilesResponse, DatasetsResponse } from '@shoal/client'
 import type { NodeInfo } from '@shoal/wire'
@@ -59,6 +59,7 @@ export class Agent {
   private gossip?: Gossip
   private directives?: Directives
   private sync?: Sync
+  private tombstones?: TombstoneCollector
   private readonly cluster = new ClusterManifest()
   private engine?: TransferEngine
   private server?: ChunkServer
@@ -69,7 +70,7 @@ export class Agent {
   private freeDisk: number | null = null
   private readonly indexLock = new SerialQueue()
   private readonly timers: NodeJS.Timeout[] = []
-  private readonly watchers: FSWatcher[] = []
+  private readonly watchers = new Map<string, DirectoryWatcher>()
   private generation = 0
   private scanQueued = false
   private scanTimer?: NodeJS.Timeout
@@ -228,6 +229,9 @@ export class Agent {
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
       onGossipDelay: (ms) => { this.metrics?.gossipDelay.observe(ms / 1000) },
       onAbusive: (peerId) => { void this.block(peerId) },
+      onPeerSummary: (peerId, nodes) => { this.tombstones?.views.fromSummary(peerId, nodes) },
+      onPeerView: (peerId, digest) => { this.tombstones?.views.fromMatchingDigest(peerId, digest, () => this.cluster.summary()) },
+      gcHorizon: (peerId, generation) => this.tombstones?.horizon(peerId, generation) ?? 0,
       log: this.log
     })
     await this.gossip.start()
@@ -260,6 +264,24 @@ export class Agent {
     })
     this.sync.start()
 
+    // Tombstones go once every known node (those held, and those remembered from before a restart) has seen them.
+    this.tombstones = new TombstoneCollector({
+      cluster: this.cluster,
+      selfId,
+      knownNodes: () => [...this.rememberedPeers.keys(), ...this.cluster.allNodes().map(r => r.peerId)],
+      connected: () => new Set((this.node as ShoalNode).getConnections().map(c => c.remotePeer.toString())),
+      refresh: (peerId) => { this.gossip?.summarise(peerId) },
+      forgetOwn: async (upTo) => {
+        await this.indexLock.run(async () => {
+          // In bounded batches, so a large collection never holds the event loop for long.
+          while (!this.stopping && index.deleteTombstones(upTo, 5000) === 5000) await new Promise(resolve => setImmediate(resolve))
+        })
+      },
+      saveVersionFloor: (version) => { if (!this.stopping) index.setMeta('tombstoneVersionFloor', version) },
+      onDropped: (dataset, path) => { this.sync?.consider(dataset, path) },
+      log: this.log
+    }, tombstoneOptions(config.tombstoneGcIntervalMs), index.getMeta('tombstoneVersionFloor') ?? 0)
+
     // The API answers during the first scan (which may hash terabytes); status.scan.scans says
     // when it is done.
     const firstScan = this.scanAll()
@@ -267,6 +289,10 @@ export class Agent {
     this.every(config.rescanIntervalMs, () => this.requestScan(0))
     this.every(config.heartbeatIntervalMs, () => { void this.gossip?.heartbeat() })
     await this.loadRememberedPeers()
+    // After the remembered peers are loaded: they count as known nodes.
+    this.every(config.tombstoneGcIntervalMs, () => {
+      this.tombstones?.pass().catch((err: any) => { this.log.warn('tombstone collection failed', { error: err.message }) })
+    })
     this.every(REDIAL_INTERVAL_MS, () => { void this.redial() })
     this.every(LOAD_INTERVAL_MS, () => { void this.measureLoad() })
     void this.redial()
@@ -346,7 +372,8 @@ export class Agent {
           return counts
         },
         loadLevel: () => ['ok', 'busy', 'overloaded'].indexOf(this.loadMonitor.level),
-        manifest: () => ({ nodes: this.cluster.allNodes().length, files: this.cluster.fileCount })
+        manifest: () => ({ nodes: this.cluster.allNodes().length, files: this.cluster.fileCount }),
+        tombstones: () => this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0 }
       })
       try {
         await this.metrics.listen(config.metrics.host, config.metrics.port)
@@ -393,15 +420,12 @@ export class Agent {
     }, ANNOUNCE_BATCH_MS)
   }
 
+  /** Watches each dataset's root at once; every scan then brings the watched directories in line with the tree. */
   private watchDatasets (): void {
     for (const dataset of this.config.datasets) {
-      try {
-        const watcher = watch(dataset.path, { recursive: true }, () => this.requestScan(WATCH_DEBOUNCE_MS))
-        watcher.on('error', (err) => this.log.warn('watching stopped; periodic rescans continue', { dataset: dataset.name, error: err.message }))
-        this.watchers.push(watcher)
-      } catch (err: any) {
-        this.log.warn('cannot watch dataset; periodic rescans continue', { dataset: dataset.name, error: err.message })
-      }
+      const watcher = new DirectoryWatcher(dataset.path, () => this.requestScan(WATCH_DEBOUNCE_MS), (message, fields) => this.log.warn(message, { dataset: dataset.name, ...fields }))
+      watcher.update([''])
+      this.watchers.set(dataset.name, watcher)
     }
   }
 
@@ -435,10 +459,15 @@ export class Agent {
           const result = await scanDataset(dataset.name, dataset.path, index, {
             stableMs: this.config.stableMs,
             hasher: this.hashPool == null ? undefined : async (path, chunkSize, opts) => await (this.hashPool as HashPool).hash(path, chunkSize, opts),
-            versionFloor: (d, p) => this.cluster.newest(d, p)?.version ?? 0
+            versionFloor: (d, p) => {
+              // A path deleted or unknown here is written again above every tombstone version already collected.
+              const newest = this.cluster.newest(d, p)
+              return newest != null && !newest.deleted ? newest.version : Math.max(newest?.version ?? 0, this.tombstones?.versionFloor ?? 0)
+            }
           })
           pending += result.pending
           changed += result.changed.length
+          this.watchers.get(dataset.name)?.update(result.directories)
           for (const skipped of result.skipped) this.log.warn('file skipped: its path cannot be synced', { dataset: dataset.name, path: skipped })
         } catch (err: any) {
           if (err instanceof DatasetUnavailableError) this.log.error(err.message)
@@ -454,20 +483,13 @@ export class Agent {
   }
 
   private datasetsReport (): DatasetsResponse {
-    const self = this.cluster.node(this.peerId)
+    const counts = this.cluster.datasetCounts(this.peerId)
     return {
       datasets: this.config.datasets.map(d => {
-        let files = 0
-        let bytes = 0
-        let receiving = 0
-        for (const e of self?.entries.values() ?? []) {
-          if (e.dataset !== d.name || e.deleted) continue
-          if (e.partial) receiving++
-          else {
-            files++
-            bytes += e.size
-          }
-        }
+        const c = counts.get(d.name)
+        const files = c?.held ?? 0
+        const bytes = c?.bytes ?? 0
+        const receiving = c?.receiving ?? 0
         return {
           name: d.name, path: d.path, priority: d.priority, hold: d.hold, include: d.include, exclude: d.exclude, immutable: d.immutable,
           files, bytes, receiving, missing: this.cluster.lackingFiles(this.peerId, d.name, 100_000).length
@@ -589,6 +611,7 @@ export class Agent {
         rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
       },
       scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans },
+      tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
       load: {
         level: this.loadMonitor.level,
         uploads: (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0),
@@ -662,9 +685,10 @@ export class Agent {
       for (const t of this.timers) clearInterval(t)
       if (this.scanTimer != null) clearTimeout(this.scanTimer)
       if (this.announceTimer != null) clearTimeout(this.announceTimer)
-      for (const w of this.watchers) w.close()
+      for (const w of this.watchers.values()) w.close()
       this.loadMonitor.stop()
       this.gossip?.stop()
+      this.tombstones?.stop()
       await this.api?.close().catch(() => {})
       await this.metrics?.close().catch(() => {})
       await this.sync?.stop()

@@ -6,7 +6,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { checkDatasetName, checkPeerIdText, InvalidMessageError, MAX_NAME_LENGTH } from '@shoal/wire'
 import { DEFAULT_LOAD_THRESHOLDS, type LoadThresholds } from './load.js'
 import {
-  DEFAULT_DATA_DIR, DEFAULT_DATASET, DEFAULT_PORT, DEFAULT_STATE_DIR, HEARTBEAT_INTERVAL_MS, RESCAN_INTERVAL_MS, SOCKET_NAME, STABLE_MS, STALE_AFTER_MS, DEFAULT_MIN_FREE_DISK
+  DEFAULT_DATA_DIR, DEFAULT_DATASET, DEFAULT_PORT, DEFAULT_STATE_DIR, HEARTBEAT_INTERVAL_MS, RESCAN_INTERVAL_MS, SOCKET_NAME, STABLE_MS, STALE_AFTER_MS, DEFAULT_MIN_FREE_DISK,
+  TOMBSTONE_GC_INTERVAL_MS
 } from './constants.js'
 import { ConfigError } from './errors.js'
 import { decodeJoinToken } from './join.js'
@@ -54,6 +55,8 @@ export interface AgentConfig {
   heartbeatIntervalMs: number
   rescanIntervalMs: number
   stableMs: number
+  /** Tombstones are collected this often; a tombstone goes 10 intervals after every known node has seen it. */
+  tombstoneGcIntervalMs: number
   /** A node not heard from for this long is marked stale in queries (never dropped). */
   staleAfterMs: number
   /** Bandwidth limits in bytes per second; 0 = unlimited. */
@@ -93,6 +96,7 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number
   rescanIntervalMs?: number
   stableMs?: number
+  tombstoneGcIntervalMs?: number
   staleAfterMs?: number
   downloadRate?: string
   uploadRate?: string
@@ -196,6 +200,7 @@ function optionsToSettings (o: Record<string, any>, source: string, cwd: string)
     'heartbeat-interval': ms(o.heartbeatIntervalMs ?? o['heartbeat-interval']),
     'rescan-interval': ms(o.rescanIntervalMs ?? o['rescan-interval']),
     'stable-after': ms(o.stableMs ?? o['stable-after']),
+    'tombstone-gc-interval': ms(o.tombstoneGcIntervalMs ?? o['tombstone-gc-interval']),
     limits: Object.keys(limits).length > 0 ? limits : undefined,
     datasets: Object.keys(datasets).length > 0 ? datasets : undefined
   }
@@ -321,6 +326,7 @@ export function resolveConfig (flags: AgentOptions, options: { env?: NodeJS.Proc
     heartbeatIntervalMs: checkInterval(s['heartbeat-interval'] == null ? HEARTBEAT_INTERVAL_MS : parseDurationMs(s['heartbeat-interval'], 'heartbeat-interval'), 'heartbeat-interval', 100),
     rescanIntervalMs: checkInterval(s['rescan-interval'] == null ? RESCAN_INTERVAL_MS : parseDurationMs(s['rescan-interval'], 'rescan-interval'), 'rescan-interval', 100),
     stableMs: checkInterval(s['stable-after'] == null ? STABLE_MS : parseDurationMs(s['stable-after'], 'stable-after'), 'stable-after', 0),
+    tombstoneGcIntervalMs: checkInterval(s['tombstone-gc-interval'] == null ? TOMBSTONE_GC_INTERVAL_MS : parseDurationMs(s['tombstone-gc-interval'], 'tombstone-gc-interval'), 'tombstone-gc-interval', 100),
     staleAfterMs: checkInterval(s['stale-after'] == null ? STALE_AFTER_MS : parseDurationMs(s['stale-after'], 'stale-after'), 'stale-after', 1000),
     limits: {
       downloadRate: parseBytes(limits['download-rate'] ?? 0, 'limits.download-rate'),

@@ -12,6 +12,8 @@ export const HEARTBEAT_INTERVAL_MS = 2_000
 export const ANNOUNCE_BATCH_MS = 20
 /** A node not heard from for this long is shown as stale. */
 export const STALE_AFTER_MS = 30_000
+/** Tombstones are collected this often (see tombstones.ts for the ages derived from it). */
+export const TOMBSTONE_GC_INTERVAL_MS = 30_000
 /** Full rescan even when the watcher saw nothing (it can miss events). */
 export const RESCAN_INTERVAL_MS = 30_000
 /** A file must be unmodified this long before it is hashed and announced. */

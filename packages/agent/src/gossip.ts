@@ -29,6 +29,12 @@ export interface GossipInit {
   onAbusive?: (peerId: string) => void
   /** Milliseconds between a heartbeat's publication and its arrival. */
   onGossipDelay?: (ms: number) => void
+  /** A peer's summary arrived: the (generation, sequence) of every record it holds. */
+  onPeerSummary?: (peerId: string, nodes: Array<{ peerId: string, generation: number, sequence: number }>) => void
+  /** A peer's heartbeat carried this node's own digest: it holds exactly this node's view. */
+  onPeerView?: (peerId: string, digest: Uint8Array) => void
+  /** Tombstones of a record (this generation) up to this seq were dropped: an older delta must be a full record. */
+  gcHorizon?: (peerId: string, generation: number) => number
   log: Logger
 }
 
@@ -86,8 +92,9 @@ export class Gossip {
   async announce (): Promise<void> {
     const self = this.init.self()
     if (self.sequence <= this.announcedSeq) return
-    const entries = this.init.changedSince(this.announcedSeq)
-    let from = this.announcedSeq
+    // Below the tombstone horizon a delta would miss dropped tombstones: receivers that far behind see a gap and pull the whole record.
+    let from = Math.max(this.announcedSeq, Math.min(self.sequence, this.init.gcHorizon?.(this.init.node.peerId.toString(), self.generation) ?? 0))
+    const entries = this.init.changedSince(from)
     const groups = splitEntries(entries, ANNOUNCE_BUDGET)
     for (let i = 0; i < groups.length; i++) {
       const group = groups[i]
@@ -157,6 +164,7 @@ export class Gossip {
       if (hb.sentMs > 0 && Date.now() >= hb.sentMs) this.init.onGossipDelay?.(Date.now() - hb.sentMs)
       if (cluster.isBehind(from, hb.node)) this.pull(from)
       else if (hb.digest.length > 0 && Buffer.compare(hb.digest, cluster.digest()) !== 0) this.summarise(from)
+      else if (hb.digest.length > 0) this.init.onPeerView?.(from, hb.digest)
     }
   }
 
@@ -209,6 +217,7 @@ export class Gossip {
         throw err
       }
     }).then((summary) => {
+      this.init.onPeerSummary?.(peerId, summary.nodes)
       const self = this.init.node.peerId.toString()
       const connected = new Set(this.init.node.getConnections().map(c => c.remotePeer.toString()))
       for (const n of summary.nodes) {
@@ -307,11 +316,14 @@ export class Gossip {
       let entries: FileEntry[]
       if (request.peerId === '' || request.peerId === selfId) {
         node = this.init.self()
-        full = request.generation !== node.generation || request.sinceSequence > node.sequence || request.sinceSequence === 0
+        full = request.generation !== node.generation || request.sinceSequence > node.sequence || request.sinceSequence === 0 ||
+          request.sinceSequence < (this.init.gcHorizon?.(selfId, node.generation) ?? 0)
         entries = this.init.changedSince(full ? 0 : request.sinceSequence)
       } else {
         checkPeerIdText(request.peerId)
-        const record = this.init.cluster.recordSince(request.peerId, request.generation, request.sinceSequence)
+        // A delta from below the tombstone horizon would miss dropped tombstones: send the whole record.
+        const since = request.sinceSequence < (this.init.gcHorizon?.(request.peerId, request.generation) ?? 0) ? 0 : request.sinceSequence
+        const record = this.init.cluster.recordSince(request.peerId, request.generation, since)
         if (record == null) throw new Error(`no record of ${request.peerId}`)
         ;({ info: node, full, entries } = record)
       }

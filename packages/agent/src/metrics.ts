@@ -8,6 +8,7 @@ export interface MetricsSources {
   transfers: () => Record<string, number>
   loadLevel: () => number
   manifest: () => { nodes: number, files: number }
+  tombstones?: () => { held: number, own: number, dropped: number }
 }
 
 /**
@@ -77,6 +78,24 @@ export class AgentMetrics {
         const m = s.manifest()
         this.labels('nodes').set(m.nodes)
         this.labels('files').set(m.files)
+      }
+    })
+    new Gauge({
+      name: 'shoal_tombstones', help: 'Tombstones (deleted files) held until every known node has seen them: all records, and this node\'s own', labelNames: ['what'] as const, registers,
+      collect () {
+        const t = metrics.sources?.tombstones?.()
+        if (t == null) return
+        this.labels('held').set(t.held)
+        this.labels('own').set(t.own)
+      }
+    })
+    new Counter({
+      name: 'shoal_tombstones_dropped_total', help: 'Tombstones dropped since the agent started (every known node had seen them)', registers,
+      collect () {
+        const t = metrics.sources?.tombstones?.()
+        if (t == null) return
+        this.reset()
+        this.inc(t.dropped)
       }
     })
     this.gossipDelay = new Histogram({

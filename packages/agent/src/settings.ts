@@ -46,6 +46,7 @@ export const settingsSchema = z.object({
   'heartbeat-interval': duration.optional(),
   'rescan-interval': duration.optional(),
   'stable-after': duration.optional(),
+  'tombstone-gc-interval': duration.optional(),
   limits: z.object({
     'download-rate': bytes.optional(),
     'upload-rate': bytes.optional(),
@@ -95,7 +96,7 @@ export function loadSettingsFile (file: string): Settings {
 /** Names of the variables that may carry settings: SHOAL_ + the flag in upper snake case. */
 const ENV_LISTS = new Set(['listen', 'bootstrap', 'leaders', 'allow', 'dataset', 'on-demand'])
 const ENV_SCALARS = ['name', 'role', 'state', 'socket', 'socket-group', 'cluster-key', 'join', 'metrics', 'log-level', 'stale-after',
-  'heartbeat-interval', 'rescan-interval', 'stable-after', 'download-rate', 'upload-rate', 'per-peer-download-rate', 'per-peer-upload-rate', 'min-free-disk', 'config']
+  'heartbeat-interval', 'rescan-interval', 'stable-after', 'tombstone-gc-interval', 'download-rate', 'upload-rate', 'per-peer-download-rate', 'per-peer-upload-rate', 'min-free-disk', 'config']
 /** Fault switches for tests; not settings. */
 const ENV_SWITCHES = new Set(['SHOAL_FAULTS', 'SHOAL_FAULT_CORRUPT_CHUNKS'])
 

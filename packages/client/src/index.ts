@@ -32,6 +32,12 @@ export interface StatusResponse {
     /** Completed scans; 0 while the first one (started with the agent) runs. */
     scans: number
   }
+  /**
+   * Tombstones (deleted files) this node holds until every known node has seen them: in its view
+   * of every record (held) and in its own record (own); dropped since start; collection passes
+   * run; the known nodes not yet seen to hold what pending tombstones need (at most 32 peer ids).
+   */
+  tombstones: { held: number, own: number, dropped: number, passes: number, waitingFor: string[] }
   /** This node's load level and what it is computed from. */
   load: { level: 'ok' | 'busy' | 'overloaded', uploads: number, eventLoopDelayMs: number, diskLow: boolean, freeDiskBytes: number | null }
   transfer: {
