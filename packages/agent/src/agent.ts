@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { MemoryCompactor } from './memory.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ClusterManifest, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
@@ -71,6 +72,7 @@ export class Agent {
   private readonly indexLock = new SerialQueue()
   private readonly timers: NodeJS.Timeout[] = []
   private readonly watchers = new Map<string, DirectoryWatcher>()
+  private readonly compactor = new MemoryCompactor((message, fields) => this.log.info(message, fields))
   private generation = 0
   private scanQueued = false
   private scanTimer?: NodeJS.Timeout
@@ -181,6 +183,7 @@ export class Agent {
     }
     const selfId = this.node.peerId.toString()
     const index = this.index
+    this.cluster.onChange((peerId, changed) => { this.compactor.note(changed.length) })
     this.cluster.onChange((peerId, changed) => {
       if (this.events.subscribers === 0) return
       const time = Date.now()
@@ -612,6 +615,7 @@ export class Agent {
       },
       scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans },
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
+      memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
       load: {
         level: this.loadMonitor.level,
         uploads: (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0),
@@ -633,20 +637,19 @@ export class Agent {
 
   where (dataset: string, path: string): WhereResponse {
     const newest = this.cluster.newest(dataset, path)
+    const selfId = this.peerId
+    // Copies of one version share their content id bytes: convert each once.
+    const hex = new Map<Uint8Array, string>()
     return {
       dataset,
       path,
       version: newest?.version ?? null,
       deleted: newest?.deleted ?? false,
-      holders: this.cluster.holdersOf(dataset, path).map(h => ({
-        peerId: h.peerId,
-        name: h.name,
-        self: h.peerId === this.peerId,
-        complete: h.complete,
-        version: h.entry.version,
-        size: h.entry.size,
-        contentId: Buffer.from(h.entry.contentId).toString('hex')
-      }))
+      holders: this.cluster.holdersOf(dataset, path).map(h => {
+        let contentId = hex.get(h.entry.contentId)
+        if (contentId == null) hex.set(h.entry.contentId, contentId = Buffer.from(h.entry.contentId.buffer, h.entry.contentId.byteOffset, h.entry.contentId.byteLength).toString('hex'))
+        return { peerId: h.peerId, name: h.name, self: h.peerId === selfId, complete: h.complete, version: h.entry.version, size: h.entry.size, contentId }
+      })
     }
   }
 
@@ -686,6 +689,7 @@ export class Agent {
       if (this.scanTimer != null) clearTimeout(this.scanTimer)
       if (this.announceTimer != null) clearTimeout(this.announceTimer)
       for (const w of this.watchers.values()) w.close()
+      this.compactor.stop()
       this.loadMonitor.stop()
       this.gossip?.stop()
       this.tombstones?.stop()

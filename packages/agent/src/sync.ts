@@ -102,6 +102,8 @@ export class Sync {
   /** The entry this node should fetch for a path, if any. */
   private target (dataset: string, path: string): FileEntry | undefined {
     if (!this.datasets.has(dataset)) return undefined
+    // The common case, answered from memory: this node already holds the newest content.
+    if (this.init.cluster.holdsNewest(this.init.selfId, dataset, path)) return undefined
     const newest = this.init.cluster.newest(dataset, path)
     if (newest == null || newest.deleted) return undefined
     const local = this.init.index.get(dataset, path)

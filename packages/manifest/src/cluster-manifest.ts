@@ -706,6 +706,18 @@ export class ClusterManifest {
     return holders.sort((a, b) => compareVersions(b.entry, a.entry) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
   }
 
+  /** True when the node holds a complete, live copy of the newest content of a path (no entry is built). */
+  holdsNewest (peerId: string, dataset: string, path: string): boolean {
+    const member = this.nodes.get(peerId)
+    const slot = this.byFile.get(fileKey(dataset, path))
+    if (member == null || slot == null) return false
+    const at = slot.find(member.index)
+    if (at < 0 || slot.isPartial(member.index)) return false
+    const v = slot.versionAt(at)
+    const newest = slot.newest()
+    return !v.deleted && newest != null && !newest.deleted && v.content === newest.content
+  }
+
   /** Nodes that hold a complete live copy of exactly this content. */
   holdersOfContent (dataset: string, path: string, contentId: Uint8Array): string[] {
     return this.sourcesOf(dataset, path, contentId).filter(s => s.have == null).map(s => s.peerId)

@@ -5,6 +5,9 @@ import { Worker } from 'node:worker_threads'
 import { FileChangedError, hashingStats, type FileHashes } from './chunking.js'
 import type { HashReply, HashRequest, HashWorkerData, SerializedError } from './hash-worker.js'
 
+/** Heap limits of a hashing worker (MB): it holds one read buffer and one file's hash list. */
+const WORKER_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 }
+
 export class HashPoolClosedError extends Error {
   override name = 'HashPoolClosedError'
 }
@@ -58,7 +61,15 @@ interface Slot {
   job?: Job
   /** The worker's own last error, to explain its exit. */
   error?: Error
+  /** Ends the worker once it has been idle for IDLE_WORKER_MS. */
+  idle?: NodeJS.Timeout
 }
+
+/**
+ * An idle worker is ended after this long: each keeps an isolate of its own (tens of MB once it
+ * has hashed many files), and the agent hashes in bursts (a scan, new files) between long pauses.
+ */
+export const IDLE_WORKER_MS = 10_000
 
 function deserialize (e: SerializedError): Error {
   if (e.name === 'FileChangedError') return new FileChangedError(e.message)
@@ -142,7 +153,10 @@ export class HashPool {
     this.queuedJobs = 0
     const slots = [...this.slots]
     this.slots.clear()
-    for (const slot of slots) if (slot.job != null) this.settle(slot.job, err)
+    for (const slot of slots) {
+      clearTimeout(slot.idle)
+      if (slot.job != null) this.settle(slot.job, err)
+    }
     await Promise.all(slots.map(async slot => await slot.worker.terminate()))
   }
 
@@ -204,6 +218,7 @@ export class HashPool {
       }
       const job = this.takeQueued()
       if (job == null) return
+      clearTimeout(slot.idle)
       slot.job = job
       slot.worker.ref()
       slot.worker.postMessage({ id: job.id, path: job.path, chunkSize: job.chunkSize, expectedSize: job.expectedSize } satisfies HashRequest)
@@ -216,7 +231,9 @@ export class HashPool {
 
   private spawn (): Slot {
     const abort = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT))
-    const worker = new Worker(this.workerUrl, { workerData: { abort } satisfies HashWorkerData })
+    // A worker keeps almost nothing alive between files: a small heap makes it collect often
+    // instead of growing by the garbage of thousands of files (each isolate keeps what it grew to).
+    const worker = new Worker(this.workerUrl, { workerData: { abort } satisfies HashWorkerData, resourceLimits: WORKER_HEAP_LIMITS })
     const slot: Slot = { worker, abort }
     worker.unref()
     worker.on('message', (reply: HashReply) => this.finished(slot, reply))
@@ -241,6 +258,16 @@ export class HashPool {
       this.settle(job, deserialize(reply.error))
     }
     this.dispatch()
+    if (slot.job == null) {
+      slot.idle = setTimeout(() => { this.retire(slot) }, IDLE_WORKER_MS)
+      slot.idle.unref()
+    }
+  }
+
+  /** Ends an idle worker; the next job starts a new one. */
+  private retire (slot: Slot): void {
+    if (slot.job != null || !this.slots.delete(slot)) return
+    void slot.worker.terminate()
   }
 
   private exited (slot: Slot, code: number): void {
