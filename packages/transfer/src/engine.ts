@@ -345,12 +345,10 @@ class Download {
     // Overloaded peers are spared while anyone else can serve.
     const unloaded = candidates.filter(s => s.peer.load !== 'overloaded')
     const pool = unloaded.length > 0 ? unloaded : candidates
-    // Receivers (partial holders) first, then complete holders; fastest first within each;
-    // unknown peers (throughput 0) get tried too.
-    pool.sort((a, b) => ((a.has == null ? 1 : 0) - (b.has == null ? 1 : 0)) || (b.peer.throughput - a.peer.throughput))
+    // Fastest first; unknown peers (throughput 0) get tried too.
+    pool.sort((a, b) => b.peer.throughput - a.peer.throughput)
     const remaining = this.count - this.have.count
     const endgame = remaining > 0 && [...this.inFlight.values()].filter(n => n > 0).length >= remaining
-    const spared = endgame ? undefined : this.sparedBySeeds(pool)
     for (const source of pool) {
       const limit = source.peer.load === 'busy' ? 1 : this.requestsPerPeer
       let mine = 0
@@ -364,8 +362,7 @@ class Download {
           availability: this.availability,
           offset: this.offset,
           max: endgame ? 1 : this.chunksPerRequest,
-          endgame,
-          skip: source.has == null ? spared : undefined
+          endgame
         }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
         if (chunks.length === 0) break
         if (!source.peer.breaker.allow()) break
@@ -373,24 +370,6 @@ class Download {
         mine++
       }
     }
-  }
-
-  /**
-   * The chunks complete holders (seeds) are not asked for: those a receiver that serves about as
-   * fast already holds. In a broadcast the seed's upload is what every copy waits on; spent on
-   * chunks the swarm already has, it is lost to the chunks only it has (measured: a seed of 4
-   * nodes sent 1.6 copies of the file). A receiver less than half as fast as the fastest seed, or
-   * busy, is not counted on. Undefined when there is no seed or no such receiver.
-   */
-  private sparedBySeeds (pool: Array<{ has?: Bitfield, peer: PeerState }>): Uint16Array | undefined {
-    let seedRate = -1
-    for (const s of pool) if (s.has == null) seedRate = Math.max(seedRate, s.peer.throughput)
-    if (seedRate < 0) return undefined
-    const capable = pool.filter(s => s.has != null && s.peer.load === 'ok' && (s.peer.throughput === 0 || s.peer.throughput >= seedRate / 2))
-    if (capable.length === 0) return undefined
-    const spared = new Uint16Array(this.count)
-    for (const s of capable) for (let i = 0; i < this.count; i++) if ((s.has as Bitfield).has(i)) spared[i]++
-    return spared
   }
 
   private start (peer: PeerState, chunks: number[]): void {

@@ -17,8 +17,6 @@ export interface PickInput {
   max: number
   /** End game: also pick chunks already in flight (from other peers), at most one extra request each. */
   endgame?: boolean
-  /** Chunks to leave to other peers: those with skip[i] > 0 are not picked (sparing a seed's upload). */
-  skip?: Uint16Array
 }
 
 /**
@@ -31,7 +29,7 @@ export function pickChunks (input: PickInput): number[] {
   const candidates: number[] = []
   for (let k = 0; k < count; k++) {
     const i = (offset + k) % count
-    if (have.has(i) || (peerHas != null && !peerHas.has(i)) || (input.skip != null && input.skip[i] > 0)) continue
+    if (have.has(i) || (peerHas != null && !peerHas.has(i))) continue
     const out = inFlight.get(i) ?? 0
     if (out === 0 || (input.endgame === true && out === 1)) candidates.push(i)
   }

@@ -116,12 +116,6 @@ describe('pickChunks', () => {
     expect(picked).toEqual([4, 7])
   })
 
-  it('leaves to other peers the chunks marked to skip (a seed is asked only for what no receiver holds)', () => {
-    const skip = Uint16Array.from([1, 0, 2, 0, 0, 1])
-    expect(pickChunks({ count: 6, have: new Bitfield(6), inFlight: new Map(), availability: avail([2, 1, 3, 1, 1, 2]), offset: 0, max: 10, skip })).toEqual([1, 3, 4])
-    expect(pickChunks({ count: 6, have: new Bitfield(6), inFlight: new Map(), availability: avail([2, 1, 3, 1, 1, 2]), offset: 0, max: 10 })).toEqual([0, 1, 2, 3, 4, 5])
-  })
-
   it('only picks what the peer has', () => {
     const peerHas = new Bitfield(6)
     peerHas.set(2); peerHas.set(5)
