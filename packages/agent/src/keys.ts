@@ -5,8 +5,9 @@ import { StartupError } from './errors.js'
 import { clusterKeyFileContent } from './join.js'
 import type { PrivateKey } from '@libp2p/interface'
 
-const PSK_HEADER = '/key/swarm/psk/1.0.0/'
-const PSK_ENCODING = '/base16/'
+/** The first two lines of a libp2p private network key file (pnet v1). */
+export const PSK_HEADER = '/key/swarm/psk/1.0.0/'
+export const PSK_ENCODING = '/base16/'
 
 /** Loads the node's identity, creating it (mode 0600) on first start. */
 export async function loadOrCreateIdentity (file: string): Promise<PrivateKey> {

@@ -17,6 +17,7 @@ import type { ConnectionProtector, MultiaddrConnection, AbortOptions } from '@li
 import { AbstractMultiaddrConnection, byteStream, type AbstractMultiaddrConnectionInit } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { PSK_ENCODING, PSK_HEADER } from './keys.js'
 
 export const NONCE_BYTES = 24
 export const PSK_BYTES = 32
@@ -70,8 +71,8 @@ export class XSalsa20Stream {
  */
 export function decodePsk (file: Uint8Array): Uint8Array {
   const lines = new TextDecoder().decode(file).split(/\r\n|\r|\n/)
-  if (lines[0] !== '/key/swarm/psk/1.0.0/') throw new Error('not a libp2p private network key: the first line must be /key/swarm/psk/1.0.0/')
-  if (lines[1] !== '/base16/') throw new Error('unsupported key encoding: the second line must be /base16/')
+  if (lines[0] !== PSK_HEADER) throw new Error(`not a libp2p private network key: the first line must be ${PSK_HEADER}`)
+  if (lines[1] !== PSK_ENCODING) throw new Error(`unsupported key encoding: the second line must be ${PSK_ENCODING}`)
   const hex = lines[2] ?? ''
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error('the third line must be the key: 64 hexadecimal digits')
   return Uint8Array.from(Buffer.from(hex, 'hex'))

@@ -22,6 +22,8 @@ export interface HashPoolInit {
   workers?: number
   /** The worker script; the compiled hash-worker.js by default. Tests point it elsewhere. */
   workerUrl?: URL
+  /** Milliseconds a worker may stay idle before it is ended; IDLE_WORKER_MS by default. */
+  idleMs?: number
 }
 
 export interface HashJobOptions {
@@ -61,7 +63,7 @@ interface Slot {
   job?: Job
   /** The worker's own last error, to explain its exit. */
   error?: Error
-  /** Ends the worker once it has been idle for IDLE_WORKER_MS. */
+  /** Ends the worker once it has been idle for the pool's idle time. */
   idle?: NodeJS.Timeout
 }
 
@@ -97,11 +99,14 @@ export class HashPool {
   private queuedJobs = 0
   private nextId = 1
   private closed = false
+  private readonly idleMs: number
 
   constructor (init: HashPoolInit = {}) {
     const size = init.workers ?? availableParallelism()
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`HashPool: workers must be a positive integer, not ${size}`)
     this.size = size
+    this.idleMs = init.idleMs ?? IDLE_WORKER_MS
+    if (!(this.idleMs > 0)) throw new RangeError(`HashPool: idleMs must be positive, not ${this.idleMs}`)
     this.workerUrl = init.workerUrl ?? defaultHashWorkerUrl()
     if (this.workerUrl.protocol === 'file:' && !existsSync(fileURLToPath(this.workerUrl))) {
       throw new Error(`HashPool: worker script ${fileURLToPath(this.workerUrl)} is missing; build the packages first (npx tsc -b)`)
@@ -113,6 +118,11 @@ export class HashPool {
   /** Jobs waiting for a worker. */
   get queued (): number {
     return this.queuedJobs
+  }
+
+  /** Worker threads alive now (idle ones end after the idle time). */
+  get workers (): number {
+    return this.slots.size
   }
 
   /** Jobs a worker is hashing now. */
@@ -259,7 +269,7 @@ export class HashPool {
     }
     this.dispatch()
     if (slot.job == null) {
-      slot.idle = setTimeout(() => { this.retire(slot) }, IDLE_WORKER_MS)
+      slot.idle = setTimeout(() => { this.retire(slot) }, this.idleMs)
       slot.idle.unref()
     }
   }

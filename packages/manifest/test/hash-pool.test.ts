@@ -259,6 +259,27 @@ describe('HashPool', () => {
     expect(() => new HashPool({ workerUrl: pathToFileURL(join(dir, 'missing-worker.js')) })).toThrow(/missing-worker\.js is missing; build the packages first/)
   })
 
+  it('ends idle workers, and the next job starts a new one that hashes correctly', async () => {
+    const pool = newPool({ workers: 2, idleMs: 50 })
+    const data = randomBytes(3 * MIN + 1)
+    const path = await tempFile(data)
+    const first = await Promise.all([pool.hash(path, MIN), pool.hash(path, MIN)])
+    const deadline = Date.now() + 10_000
+    while (pool.workers > 0) {
+      if (Date.now() > deadline) throw new Error(`workers still alive after 10 s: ${pool.workers}`)
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    const again = await pool.hash(path, MIN)
+    // A new worker did the job (it may already have ended again: the idle time is short).
+    expect(pool.workers).toBeLessThanOrEqual(1)
+    expect(view(again)).toEqual(view(first[0]))
+    expect(view(again)).toEqual(view(await hashFile(path, MIN)))
+  })
+
+  it('rejects an idle time that is not positive', () => {
+    expect(() => new HashPool({ idleMs: 0 })).toThrow(RangeError)
+  })
+
   it('rejects a worker count that is not a positive integer', () => {
     expect(() => new HashPool({ workers: 0 })).toThrow(RangeError)
     expect(() => new HashPool({ workers: 1.5 })).toThrow(RangeError)
