@@ -177,7 +177,8 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
     completeAfter: timing.completeAfter,
     receiverTransfers: Object.fromEntries(receivers.map((r, j) => [r.name, transfers[j] == null ? null : {
       state: transfers[j]?.state,
-      seconds: round(((transfers[j]?.endedAt ?? NaN) - (transfers[j]?.startedAt ?? NaN)) / 1000, 3)
+      seconds: round(((transfers[j]?.endedAt ?? NaN) - (transfers[j]?.startedAt ?? NaN)) / 1000, 3),
+      chunksBy: receivedLog(r)?.chunksBy
     }])),
     leader: {
       bytesServed: served[0],
@@ -208,6 +209,17 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
       ownTimeline: Object.fromEntries(receivers.map(r => [r.name, thin(own.get(r.name) ?? [], 1).map(([t, b]) => [round(t, 2), round(b / MiB, 1)])]))
     } : undefined
   }
+}
+
+/** The receiver's 'file received' log line (at --log-level info): how its chunks were chosen. */
+function receivedLog (agent: BenchAgent): { chunksBy?: Record<string, number> } | undefined {
+  for (const line of (agent.proc?.stderr ?? '').split('\n')) {
+    if (!line.includes('"file received"')) continue
+    try {
+      return JSON.parse(line)
+    } catch {}
+  }
+  return undefined
 }
 
 function stats (values: number[]): { n: number, mean: number, p50: number, p90: number, max: number } {

@@ -200,6 +200,7 @@ export class Agent {
       await (this.node as ShoalNode).dialProtocol(peerIdFromString(peerId), protocol, { signal }), PROTOCOL_CHUNK)
     const engine = new TransferEngine({
       client,
+      selfId,
       limits: { downloadRate: config.limits.downloadRate, perPeerDownloadRate: config.limits.perPeerDownloadRate },
       log: (msg, fields) => this.log.warn(msg, fields)
     })

@@ -268,7 +268,7 @@ export class Sync {
       this.retry.delete(key)
       this.orders.delete(key)
       this.init.onTransfer?.({ type: 'transfer.completed', time: Date.now(), dataset, path, version: entry.version, bytes: result.bytes })
-      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length })
+      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length, chunksBy: result.chunksBy })
     } catch (err: any) {
       Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
       const delay = Math.min(60_000, (this.retry.get(key)?.delay ?? 1000) * 2)

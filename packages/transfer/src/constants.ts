@@ -28,6 +28,11 @@ export const STALL_TIMEOUT_MS = 60_000
 export const CHECKPOINT_INTERVAL_MS = 500
 /** Sources are looked up again this often during a download (partial holders progress). */
 export const SOURCES_REFRESH_MS = 250
+/**
+ * A receiver of the same file whose advertised chunks have not grown for this long is left out
+ * of the stripes (its blocks go to the others): it stopped, or it cannot keep up.
+ */
+export const RECEIVER_STALL_MS = 5_000
 /** A source that answered NOT_FOUND is left alone this long. */
 export const NOT_FOUND_BACKOFF_MS = 5_000
 /** Weight of the newest sample in a peer's throughput average. */

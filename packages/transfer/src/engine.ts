@@ -4,12 +4,12 @@ import { HASH_BYTES } from '@shoal/wire'
 import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@shoal/manifest'
 import { Bitfield } from './bitfield.js'
 import {
-  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS,
+  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS,
   REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
-import { pickChunks } from './picker.js'
+import { pickChunks, pickFromSeed, type Stripe } from './picker.js'
 import { PriorityLimiter, type Priority } from './priority.js'
 import { TokenBucket, sleep } from './token-bucket.js'
 import type { ChunkClient, HashList } from './client.js'
@@ -58,6 +58,12 @@ export interface DownloadResult {
   fromPeers: Record<string, number>
   /** Chunks received twice in end game (the loser's copy is discarded). */
   duplicateChunks: number
+  /**
+   * Chunks kept, by how they were chosen: `stripe` (this node's share of a seed's upload while
+   * others receive the file too), `rarest` (rarest first: from a receiver, or from a seed when no
+   * other node receives the file), `endgame` (raced at the end).
+   */
+  chunksBy: { stripe: number, rarest: number, endgame: number }
 }
 
 export interface EngineLimits {
@@ -70,6 +76,8 @@ export interface EngineInit {
   client: ChunkClient
   limits?: EngineLimits
   requestsPerPeer?: number
+  /** This node's peer id: with it, receivers of the same file share the seeds' upload by stripes. */
+  selfId?: string
   log?: (msg: string, fields?: Record<string, unknown>) => void
 }
 
@@ -123,7 +131,7 @@ export class TransferEngine {
     if (this.active.has(key)) throw new Error(`a download of ${request.target} is already running`)
     const list = await this.fetchHashList(request)
     await request.prepare?.()
-    const download = new Download(this, this.init.client, request, list, this.requestsPerPeer, this.stats, this.init.log)
+    const download = new Download(this, this.init.client, request, list, this.requestsPerPeer, this.stats, this.init.log, this.init.selfId)
     const partialPath = partialPathFor(request.target, request.contentId)
     const handle = await download.openPartial(partialPath)
     this.active.set(key, { path: partialPath, size: request.size, chunkSize: request.chunkSize, hashes: list.hashes, have: download.have })
@@ -187,6 +195,7 @@ export class TransferEngine {
 interface Running {
   peerId: string
   chunks: number[]
+  kind: keyof DownloadResult['chunksBy']
   controller: AbortController
   done: Promise<void>
 }
@@ -201,6 +210,12 @@ class Download {
   private readonly chunksPerRequest: number
   private readonly notFoundUntil = new Map<string, number>()
   private availability: Uint16Array
+  /** How many receivers (partial holders) hold each chunk. */
+  private heldByReceivers: Uint16Array
+  /** This node's share of what the seeds send, while other nodes receive the same file. */
+  private stripe?: Stripe
+  /** Other receivers of this file: the chunks each last advertised, and when that count last grew. */
+  private readonly receiverProgress = new Map<string, { count: number, grewAt: number }>()
   private sources: Array<{ peerId: string, has?: Bitfield }> = []
   private sourcesAt = 0
   private lastProgress = Date.now()
@@ -210,7 +225,7 @@ class Download {
   private fatal?: Error
   private handle?: FileHandle
   private readonly wake: { notify: () => void, wait: (ms: number) => Promise<void> }
-  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0 }
+  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0, chunksBy: { stripe: 0, rarest: 0, endgame: 0 } }
   /** Whether a failed download should delete its partial file (data that cannot be trusted). */
   discardPartial = false
 
@@ -221,11 +236,13 @@ class Download {
     private readonly list: HashList,
     private readonly requestsPerPeer: number,
     private readonly stats: EngineStats,
-    private readonly log?: (msg: string, fields?: Record<string, unknown>) => void
+    private readonly log?: (msg: string, fields?: Record<string, unknown>) => void,
+    private readonly selfId?: string
   ) {
     this.count = Math.ceil(request.size / request.chunkSize)
     this.have = new Bitfield(this.count)
     this.availability = new Uint16Array(this.count)
+    this.heldByReceivers = new Uint16Array(this.count)
     this.offset = this.count === 0 ? 0 : Math.floor(Math.random() * this.count)
     this.chunksPerRequest = Math.max(1, Math.min(MAX_CHUNKS_PER_REQUEST, Math.floor(MAX_REQUEST_BYTES / request.chunkSize)))
     let resolve: (() => void) | undefined
@@ -275,6 +292,8 @@ class Download {
     this.sourcesAt = now
     this.sources = []
     this.availability = new Uint16Array(this.count)
+    this.heldByReceivers = new Uint16Array(this.count)
+    const receivers = new Set<string>()
     for (const source of this.request.sources()) {
       let has: Bitfield | undefined
       if (source.have != null) {
@@ -283,10 +302,29 @@ class Download {
         } catch {
           continue
         }
+        // A receiver counts for the stripes from the moment it starts, chunks or not, for as
+        // long as what it holds keeps growing.
+        const progress = this.receiverProgress.get(source.peerId)
+        if (progress == null || has.count > progress.count) {
+          if (progress == null && this.receiverProgress.size >= 10_000) this.receiverProgress.clear()
+          this.receiverProgress.set(source.peerId, { count: has.count, grewAt: now })
+        }
+        // A receiver that stalled, or that fails for this node (open circuit), neither owns a
+        // stripe nor keeps this node from asking a seed for what it holds.
+        const live = now - (this.receiverProgress.get(source.peerId)?.grewAt ?? 0) < RECEIVER_STALL_MS &&
+          this.engine.peers.get(source.peerId).breaker.state !== 'open'
+        if (live) receivers.add(source.peerId)
         if (has.count === 0) continue
+        if (live) for (let i = 0; i < this.count; i++) if (has.has(i)) this.heldByReceivers[i]++
       }
       this.sources.push({ peerId: source.peerId, has })
       for (let i = 0; i < this.count; i++) if (has == null || has.has(i)) this.availability[i]++
+    }
+    this.stripe = undefined
+    if (this.selfId != null && receivers.size > 0) {
+      receivers.add(this.selfId)
+      const sorted = [...receivers].sort()
+      this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerRequest }
     }
   }
 
@@ -354,28 +392,33 @@ class Download {
       let mine = 0
       for (const r of this.running) if (r.peerId === source.peerId) mine++
       while (mine < limit) {
-        const chunks = pickChunks({
-          count: this.count,
-          have: this.have,
-          inFlight: this.inFlight,
-          peerHas: source.has,
-          availability: this.availability,
-          offset: this.offset,
-          max: endgame ? 1 : this.chunksPerRequest,
-          endgame
-        }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
+        // While other nodes receive the file too, a seed is asked only for this node's stripe
+        // (and in end game): anything else it sent would be a chunk another receiver also gets.
+        const striped = source.has == null && this.stripe != null && !endgame
+        const chunks = striped
+          ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: this.chunksPerRequest })
+          : pickChunks({
+            count: this.count,
+            have: this.have,
+            inFlight: this.inFlight,
+            peerHas: source.has,
+            availability: this.availability,
+            offset: this.offset,
+            max: endgame ? 1 : this.chunksPerRequest,
+            endgame
+          }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
         if (chunks.length === 0) break
         if (!source.peer.breaker.allow()) break
-        this.start(source.peer, chunks)
+        this.start(source.peer, chunks, endgame ? 'endgame' : striped ? 'stripe' : 'rarest')
         mine++
       }
     }
   }
 
-  private start (peer: PeerState, chunks: number[]): void {
+  private start (peer: PeerState, chunks: number[], kind: Running['kind']): void {
     const controller = new AbortController()
     for (const i of chunks) this.inFlight.set(i, (this.inFlight.get(i) ?? 0) + 1)
-    const running: Running = { peerId: peer.peerId, chunks, controller, done: Promise.resolve() }
+    const running: Running = { peerId: peer.peerId, chunks, kind, controller, done: Promise.resolve() }
     running.done = this.fetch(peer, running).finally(() => {
       for (const i of chunks) {
         const n = (this.inFlight.get(i) ?? 1) - 1
@@ -422,6 +465,7 @@ class Download {
           }
           this.have.set(frame.index)
           this.result.chunks++
+          this.result.chunksBy[running.kind]++
           this.result.bytes += frame.data.length
           this.result.fromPeers[peer.peerId] = (this.result.fromPeers[peer.peerId] ?? 0) + frame.data.length
           peer.bytesReceived += frame.data.length

@@ -38,3 +38,53 @@ export function pickChunks (input: PickInput): number[] {
   candidates.sort((a, b) => (availability[a] - availability[b]) || ((inFlight.get(a) ?? 0) - (inFlight.get(b) ?? 0)))
   return candidates.slice(0, max).sort((a, b) => a - b)
 }
+
+/** How the receivers of one file share what they ask of complete holders. */
+export interface Stripe {
+  /** This node's place among the receivers (sorted by peer id). */
+  rank: number
+  /** How many nodes are receiving the file (this one included). */
+  of: number
+  /** Chunks per block: a block is the unit a stripe is made of (one request's worth). */
+  block: number
+}
+
+/** The receiver that owns a chunk when `of` receivers share its file. */
+export function stripeOwner (chunk: number, stripe: Stripe): number {
+  return Math.floor(chunk / stripe.block) % stripe.of
+}
+
+export interface SeedPickInput {
+  count: number
+  have: Bitfield
+  inFlight: Map<number, number>
+  /** How many receivers (partial holders, not complete ones) hold each chunk. */
+  heldByReceivers: Uint16Array
+  stripe: Stripe
+  max: number
+}
+
+/**
+ * Chooses the chunks to ask a complete holder (a seed) for when several nodes receive the same
+ * file. A seed's upload is what every receiver shares, so each of its bytes should go to one
+ * receiver only, which then passes it on: every receiver asks the seeds only for the chunks of
+ * its own stripe (blocks whose index modulo the receivers is its rank) that no receiver holds,
+ * in order from the first, and gets every other chunk from the receiver that owns it. An empty
+ * answer means its stripe is all held or requested: the caller decides whether the seed, idle
+ * for this node, may send a chunk that a receiver already holds.
+ *
+ * Without this rule receivers that pick by rarity alone reach each other's regions, see the
+ * chunks the other has in flight as still rare, and from then on ask the seed for the same
+ * chunks: the seed sends each byte 1.5 to 2 times. Helping another receiver with its stripe
+ * has the same effect (the helper cannot see what the owner has in flight), so a receiver that
+ * stops making progress is instead left out of the stripes by the caller, and its blocks are
+ * shared among the others.
+ */
+export function pickFromSeed (input: SeedPickInput): number[] {
+  const { count, have, inFlight, heldByReceivers, stripe, max } = input
+  const picked: number[] = []
+  for (let i = 0; i < count && picked.length < max; i++) {
+    if (stripeOwner(i, stripe) === stripe.rank && !have.has(i) && heldByReceivers[i] === 0 && (inFlight.get(i) ?? 0) === 0) picked.push(i)
+  }
+  return picked
+}

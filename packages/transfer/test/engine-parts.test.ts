@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, pickChunks } from '../src/index.js'
+import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, pickChunks, pickFromSeed, stripeOwner } from '../src/index.js'
 
 describe('Bitfield', () => {
   it('sets, clears and counts bits, and round-trips through bytes', () => {
@@ -129,5 +129,61 @@ describe('pickChunks', () => {
     expect(pickChunks(input)).toEqual([])
     expect(pickChunks({ ...input, endgame: true })).toEqual([3])
     expect(pickChunks({ ...input, endgame: true, inFlight: new Map([[3, 2]]) })).toEqual([])
+  })
+})
+
+describe('pickFromSeed', () => {
+  const none = (n: number): Uint16Array => new Uint16Array(n)
+
+  it('gives each receiver its own blocks, so the seed sends every chunk to one receiver only', () => {
+    const count = 48
+    const of = 3
+    const block = 4
+    const owners = new Map<number, number>()
+    for (let rank = 0; rank < of; rank++) {
+      // Everything this receiver asks for stays in flight; it asks until it would help others.
+      const inFlight = new Map<number, number>()
+      const own: number[] = []
+      for (;;) {
+        const picked = pickFromSeed({ count, have: new Bitfield(count), inFlight, heldByReceivers: none(count), stripe: { rank, of, block }, max: block })
+        if (picked.length === 0) break
+        expect(picked.every(i => stripeOwner(i, { rank, of, block }) === rank)).toBe(true)
+        for (const i of picked) inFlight.set(i, 1)
+        own.push(...picked)
+      }
+      expect(own).toEqual([...own].sort((x, y) => x - y))
+      for (const i of own) {
+        expect(owners.has(i)).toBe(false)
+        owners.set(i, rank)
+      }
+    }
+    // The stripes are disjoint and cover the file.
+    expect(owners.size).toBe(count)
+  })
+
+  it('asks in order within its stripe and skips what receivers hold or it has requested', () => {
+    const count = 16
+    const held = none(count)
+    held[0] = 1
+    const inFlight = new Map([[1, 1]])
+    const picked = pickFromSeed({ count, have: new Bitfield(count), inFlight, heldByReceivers: held, stripe: { rank: 0, of: 2, block: 4 }, max: 4 })
+    // Rank 0 owns blocks 0 and 2 (chunks 0-3 and 8-11): 0 is held, 1 is in flight.
+    expect(picked).toEqual([2, 3, 8, 9])
+  })
+
+  it('asks nothing of the seed once its own stripe is all held or requested', () => {
+    const count = 16
+    const have = new Bitfield(count)
+    for (const i of [0, 1, 2, 3, 8, 9]) have.set(i)
+    const input = { count, have, inFlight: new Map([[10, 1], [11, 1]]), heldByReceivers: none(count), stripe: { rank: 0, of: 2, block: 4 }, max: 4 }
+    expect(pickFromSeed(input)).toEqual([])
+    // The other receiver's stripe (blocks 1 and 3) is its own business.
+    expect(pickFromSeed({ ...input, stripe: { rank: 1, of: 2, block: 4 } })).toEqual([4, 5, 6, 7])
+  })
+
+  it('returns nothing when every missing chunk is held by some receiver', () => {
+    const count = 8
+    const held = none(count).fill(1)
+    expect(pickFromSeed({ count, have: new Bitfield(count), inFlight: new Map(), heldByReceivers: held, stripe: { rank: 1, of: 2, block: 2 }, max: 2 })).toEqual([])
   })
 })
