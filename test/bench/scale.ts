@@ -147,7 +147,7 @@ async function startFakeNode (name: string, psk: Uint8Array, entries: FileEntry[
   const { noise } = await import('@chainsafe/libp2p-noise')
   const { yamux } = await import('@chainsafe/libp2p-yamux')
   const { identify } = await import('@libp2p/identify')
-  const { preSharedKey } = await import('@libp2p/pnet')
+  const { privateNetwork } = await import('@shoal/agent')
   const { pbStream } = await import('@libp2p/utils')
   const { generateKeyPair } = await import('@libp2p/crypto/keys')
   const { multiaddr } = await import('@multiformats/multiaddr')
@@ -155,7 +155,7 @@ async function startFakeNode (name: string, psk: Uint8Array, entries: FileEntry[
     privateKey: await generateKeyPair('Ed25519'),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionProtector: preSharedKey({ psk }),
+    connectionProtector: privateNetwork(psk),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: { identify: identify() }

@@ -12,12 +12,11 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { pbStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { CLUSTER_NAME } from '@shoal/agent'
+import { CLUSTER_NAME, privateNetwork } from '@shoal/agent'
 import { Announcement, FileEntry, Heartbeat, MAX_CHUNK_RESPONSE_BYTES, NodeInfo, announceTopic, directiveTopic, heartbeatTopic } from '@shoal/wire'
 import { waitFor } from './agents.js'
 import type { Libp2p, Stream, StreamHandler } from '@libp2p/interface'
@@ -154,7 +153,7 @@ export class HostilePeer {
       // No listen address: agents reach it over the connection it opens.
       addresses: { listen: [] },
       transports: [tcp()],
-      connectionProtector: preSharedKey({ psk: await readPsk(init.clusterKeyFile) }),
+      connectionProtector: privateNetwork(await readPsk(init.clusterKeyFile)),
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {

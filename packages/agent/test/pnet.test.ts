@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { generateKey, preSharedKey } from '@libp2p/pnet'
@@ -7,13 +6,8 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { xsalsa20 } from '@noble/ciphers/salsa.js'
-import { XSalsa20Stream, decodePsk, privateNetwork } from '../src/pnet.js'
+import { PrivateNetworkError, acceptHello, decodePsk, directionCipher, hello, privateNetwork } from '../src/pnet.js'
 import { createNode } from '../src/node.js'
-
-const require = createRequire(import.meta.url)
-/** The implementation @libp2p/pnet uses: the reference for interoperability. */
-const Reference = require('xsalsa20') as (nonce: Uint8Array, key: Uint8Array) => { update: (input: Uint8Array) => Uint8Array }
 
 function keyFile (): Uint8Array {
   const bytes = new Uint8Array(95)
@@ -34,48 +28,51 @@ function pieces (total: number, seed: number): number[] {
   return out
 }
 
-describe('XSalsa20Stream', () => {
-  it('produces the key stream of one call over the whole input, whatever the split', () => {
-    const key = randomBytes(32)
-    const nonce = randomBytes(24)
-    const input = randomBytes(300_000)
-    const whole = xsalsa20(key, nonce, input)
-    for (const seed of [1, 2, 3]) {
-      const s = new XSalsa20Stream(key, nonce)
-      const parts: Uint8Array[] = []
-      let at = 0
-      for (const n of pieces(input.length, seed)) {
-        parts.push(s.update(input.subarray(at, at + n)))
-        at += n
-      }
-      expect(Buffer.compare(Buffer.concat(parts), Buffer.from(whole))).toBe(0)
-    }
-  })
+describe('the pnet 2 handshake', () => {
+  const psk = randomBytes(32)
 
-  it('matches the xsalsa20 package that @libp2p/pnet uses, piece by piece', () => {
-    const key = randomBytes(32)
+  it('accepts a peer with the same key and decrypts what it sends next, whatever the split', () => {
     const nonce = randomBytes(24)
-    const ours = new XSalsa20Stream(key, nonce)
-    const theirs = Reference(nonce, key)
-    const input = randomBytes(100_000)
+    const theirs = hello(psk, nonce)
+    expect(theirs.bytes.length).toBe(40)
+    const inbound = acceptHello(psk, theirs.bytes, randomBytes(24))
+    const input = randomBytes(300_000)
+    const wire = Buffer.concat(pieces(input.length, 3).reduce<{ at: number, out: Uint8Array[] }>((acc, n) => {
+      acc.out.push(theirs.cipher.update(input.subarray(acc.at, acc.at + n)))
+      acc.at += n
+      return acc
+    }, { at: 0, out: [] }).out)
+    expect(wire.equals(input)).toBe(false)
     let at = 0
-    for (const n of pieces(input.length, 9)) {
-      const piece = input.subarray(at, at + n)
-      expect(Buffer.from(ours.update(piece)).equals(Buffer.from(theirs.update(piece)))).toBe(true)
+    const back: Uint8Array[] = []
+    for (const n of pieces(wire.length, 7)) {
+      back.push(inbound.update(wire.subarray(at, at + n)))
       at += n
     }
+    expect(Buffer.concat(back).equals(input)).toBe(true)
   })
 
-  it('keeps no shared state: many ciphers with large inputs, interleaved', () => {
-    const key = randomBytes(32)
-    const streams = Array.from({ length: 4 }, () => new XSalsa20Stream(key, randomBytes(24)))
-    const big = new Uint8Array(8 * 1024 * 1024)
-    for (let round = 0; round < 4; round++) for (const s of streams) expect(s.update(big).length).toBe(big.length)
+  it('refuses a peer with another key, saying so', () => {
+    const theirs = hello(randomBytes(32), randomBytes(24))
+    expect(() => acceptHello(psk, theirs.bytes, randomBytes(24))).toThrow(PrivateNetworkError)
+    expect(() => acceptHello(psk, theirs.bytes, randomBytes(24))).toThrow(/cluster's key/)
+  })
+
+  it('refuses a peer that echoes our own hello', () => {
+    const nonce = randomBytes(24)
+    expect(() => acceptHello(psk, hello(psk, nonce).bytes, nonce)).toThrow(/own nonce/)
+  })
+
+  it('derives a different key stream for each nonce', () => {
+    const zeros = new Uint8Array(64)
+    const a = directionCipher(psk, randomBytes(24)).update(zeros)
+    const b = directionCipher(psk, randomBytes(24)).update(zeros)
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false)
   })
 
   it('refuses keys and nonces of the wrong size', () => {
-    expect(() => new XSalsa20Stream(new Uint8Array(31), new Uint8Array(24))).toThrow(/32 bytes/)
-    expect(() => new XSalsa20Stream(new Uint8Array(32), new Uint8Array(23))).toThrow(/24 bytes/)
+    expect(() => directionCipher(new Uint8Array(31), new Uint8Array(24))).toThrow(/32 bytes/)
+    expect(() => directionCipher(new Uint8Array(32), new Uint8Array(23))).toThrow(/24 bytes/)
   })
 })
 
@@ -135,14 +132,23 @@ describe('the private network on real connections', () => {
     return await received
   }
 
-  it('interoperates with @libp2p/pnet in both directions', async () => {
+  it('carries bytes unchanged in both directions', async () => {
     const psk = keyFile()
     const a = await plain(psk, true)
-    const b = await plain(psk, false)
+    const b = await plain(psk, true)
     const data = randomBytes(3 * 1024 * 1024 + 17)
     const expected = createHash('sha256').update(data).digest('hex')
     expect(await send(a, b, data)).toBe(expected)
     expect(await send(b, a, data)).toBe(expected)
+  })
+
+  it('refuses a libp2p pnet v1 node even with the same key file', async () => {
+    const psk = keyFile()
+    const a = await plain(psk, true)
+    const b = await plain(psk, false)
+    await expect(a.dial(b.getMultiaddrs()[0], { signal: AbortSignal.timeout(5_000) })).rejects.toThrow()
+    await expect(b.dial(a.getMultiaddrs()[0], { signal: AbortSignal.timeout(5_000) })).rejects.toThrow()
+    expect(a.getConnections()).toHaveLength(0)
   })
 
   it('does not connect nodes with different keys', async () => {
