@@ -679,6 +679,8 @@ export interface BroadcastTiming {
   completeAfter: Record<string, number>
   /** Leader's served bytes, sampled (seconds, bytes) during the broadcast. */
   leaderServed: Array<[number, number]>
+  /** Leader's load as its status reports it, sampled with `leaderServed`: (seconds, level, uploads, event-loop delay ms). */
+  leaderLoad: Array<[number, string, number, number]>
 }
 
 /**
@@ -691,6 +693,7 @@ export async function broadcastAndWait (leader: BenchAgent, path: string, target
   const started = await leader.client.broadcast({ dataset: 'default', path, priority: 'high', nodes: targets.map(t => t.peerId), timeoutMs })
   const completeAfter: Record<string, number> = {}
   const leaderServed: Array<[number, number]> = []
+  const leaderLoad: Array<[number, string, number, number]> = []
   let lastSample = -Infinity
   for (;;) {
     const elapsed = performance.now() - t0
@@ -703,7 +706,7 @@ export async function broadcastAndWait (leader: BenchAgent, path: string, target
       bytesByName[name] = n.state === 'complete' ? n.size : n.bytes
     }
     onProgress?.(now, bytesByName)
-    if (p.complete) return { seconds: round(now, 3), completeAfter, leaderServed }
+    if (p.complete) return { seconds: round(now, 3), completeAfter, leaderServed, leaderLoad }
     if (elapsed > timeoutMs) {
       throw new Error(`broadcast of ${path} not complete after ${timeoutMs} ms: ${p.nodes.filter(n => n.state !== 'complete').map(n => `${names.get(n.peerId) ?? n.peerId} ${n.state} ${n.bytes}/${n.size}`).join(', ')}`)
     }
@@ -711,6 +714,7 @@ export async function broadcastAndWait (leader: BenchAgent, path: string, target
       lastSample = elapsed
       const s = await leader.client.status()
       leaderServed.push([round((performance.now() - t0) / 1000, 2), s.transfer.bytesServed])
+      leaderLoad.push([round((performance.now() - t0) / 1000, 2), s.load.level, s.load.uploads, s.load.eventLoopDelayMs])
     }
     // Polling costs the leader CPU (it answers in JSON): 10 times a second is resolution enough.
     await sleep(100)

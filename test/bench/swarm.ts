@@ -178,7 +178,8 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
     receiverTransfers: Object.fromEntries(receivers.map((r, j) => [r.name, transfers[j] == null ? null : {
       state: transfers[j]?.state,
       seconds: round(((transfers[j]?.endedAt ?? NaN) - (transfers[j]?.startedAt ?? NaN)) / 1000, 3),
-      chunksBy: receivedLog(r)?.chunksBy
+      chunksBy: receivedLog(r)?.chunksBy,
+      stripes: receivedLog(r)?.stripes
     }])),
     leader: {
       bytesServed: served[0],
@@ -188,7 +189,8 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
       duplicateOrWastedBytes: served[0] - keptFromLeader,
       eth0TxBytes: leaderTx,
       linkUtilisation: round(leaderTx * 8 / (rateMbit * 1e6) / timing.seconds, 3),
-      servedTimeline: timing.leaderServed.map(([t, b]) => [t, round((b - before[0].transfer.bytesServed) / MiB, 1)])
+      servedTimeline: timing.leaderServed.map(([t, b]) => [t, round((b - before[0].transfer.bytesServed) / MiB, 1)]),
+      loadTimeline: timing.leaderLoad
     },
     swarm: {
       bytesServedTotal: servedTotal,
@@ -199,7 +201,13 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
       servedPerNodeMiB: Object.fromEntries(agents.map((a, i) => [a.name, round(served[i] / MiB, 1)])),
       eth0TxMiB: Object.fromEntries(agents.map((a, i) => [a.name, round((txAfter[i] - txBefore[i]) / MiB, 1)])),
       keptPerReceiverMiB: Object.fromEntries(receivers.map((r, j) => [r.name, Object.fromEntries(Object.entries(kept[j]).map(([k, v]) => [k, round(v / MiB, 1)]))])),
-      busyReplies: Object.fromEntries(agents.map((a, i) => [a.name, after[i].transfer.busyReplies - before[i].transfer.busyReplies]))
+      busyReplies: Object.fromEntries(agents.map((a, i) => [a.name, after[i].transfer.busyReplies - before[i].transfer.busyReplies])),
+      gossipSent: Object.fromEntries(agents.map((a, i) => [a.name, {
+        announcements: after[i].gossip.announcementsSent - before[i].gossip.announcementsSent,
+        heartbeats: after[i].gossip.heartbeatsSent - before[i].gossip.heartbeatsSent,
+        summaries: after[i].gossip.summaries - before[i].gossip.summaries,
+        pulls: after[i].gossip.pulls - before[i].gossip.pulls
+      }]))
     },
     cpu: cpuUse,
     trace: flags.traceMs > 0 ? {
@@ -212,7 +220,7 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
 }
 
 /** The receiver's 'file received' log line (at --log-level info): how its chunks were chosen. */
-function receivedLog (agent: BenchAgent): { chunksBy?: Record<string, number> } | undefined {
+function receivedLog (agent: BenchAgent): { chunksBy?: Record<string, number>, stripes?: Record<string, number> } | undefined {
   for (const line of (agent.proc?.stderr ?? '').split('\n')) {
     if (!line.includes('"file received"')) continue
     try {

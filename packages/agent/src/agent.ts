@@ -11,7 +11,7 @@ import { LoadMonitor } from './load.js'
 import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
+import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip } from './gossip.js'
@@ -260,6 +260,7 @@ export class Agent {
       cluster: this.cluster,
       engine,
       minFreeDiskBytes: config.minFreeDiskBytes,
+      receiverSilentMs: RECEIVER_SILENT_HEARTBEATS * config.heartbeatIntervalMs,
       indexLock: this.indexLock,
       policies: new HoldPolicies(new Map(config.datasets.map(d => [d.name, d])), { peerId: selfId, name: config.name, role: config.role }, this.cluster, config.staleAfterMs),
       onLocalChange: () => this.localChanged(),

@@ -51,3 +51,8 @@ export const MAX_DIALS_PER_ROUND = 64
 export const MAX_FINISHED_TRANSFERS = 1000
 /** Paths waiting for a retry at most (the oldest are forgotten, and reconsidered on their next change). */
 export const MAX_RETRIES = 10_000
+/**
+ * A node receiving a file that has not been heard from for this many heartbeat periods is not
+ * offered as a source of it (nor as an owner of a stripe of the seeds' upload).
+ */
+export const RECEIVER_SILENT_HEARTBEATS = 5

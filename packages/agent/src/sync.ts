@@ -35,6 +35,8 @@ export interface SyncInit {
   engine: TransferEngine
   /** Downloads are refused while the free space would drop below this many bytes. */
   minFreeDiskBytes: number
+  /** Receivers (partial holders) not heard from for this long are not offered as sources. */
+  receiverSilentMs: number
   /** Serialises every change of the index and of dataset files (scans and commits). */
   indexLock: SerialQueue
   policies: HoldPolicies
@@ -248,7 +250,11 @@ export class Sync {
         mode: entry.mode,
         mtimeMs: entry.mtimeMs,
         priority: record.priority,
-        sources: () => this.init.cluster.sourcesOf(dataset, path, entry.contentId).filter(s => s.peerId !== this.init.selfId),
+        sources: () => {
+          const now = Date.now()
+          return this.init.cluster.sourcesOf(dataset, path, entry.contentId).filter(s => s.peerId !== this.init.selfId &&
+            (s.have == null || now - (this.init.cluster.node(s.peerId)?.lastHeard ?? 0) < this.init.receiverSilentMs))
+        },
         resume,
         // Directories are made only once a source proved it has the file (its hash list checked).
         prepare: async () => await this.prepareParent(root, path),
@@ -268,7 +274,7 @@ export class Sync {
       this.retry.delete(key)
       this.orders.delete(key)
       this.init.onTransfer?.({ type: 'transfer.completed', time: Date.now(), dataset, path, version: entry.version, bytes: result.bytes })
-      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length, chunksBy: result.chunksBy })
+      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length, chunksBy: result.chunksBy, stripes: result.stripes })
     } catch (err: any) {
       Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
       const delay = Math.min(60_000, (this.retry.get(key)?.delay ?? 1000) * 2)

@@ -30,9 +30,17 @@ export const CHECKPOINT_INTERVAL_MS = 500
 export const SOURCES_REFRESH_MS = 250
 /**
  * A receiver of the same file whose advertised chunks have not grown for this long is left out
- * of the stripes (its blocks go to the others): it stopped, or it cannot keep up.
+ * of the stripes (its blocks go to the others): it stalled. Long enough for a receiver's first
+ * chunk on a slow, shared link; a receiver that failed is left out sooner, by its circuit
+ * breaker or because it went silent (the caller stops offering it as a source).
  */
-export const RECEIVER_STALL_MS = 5_000
+export const RECEIVER_STALL_MS = 30_000
+/**
+ * For this long after a download starts, while it knows of no other receiver, it asks each seed
+ * for one request at a time: receivers that start together learn of each other (every download
+ * announces itself at once) before they fill the seeds' links with chunks outside their stripes.
+ */
+export const STRIPE_DISCOVERY_MS = 500
 /** A source that answered NOT_FOUND is left alone this long. */
 export const NOT_FOUND_BACKOFF_MS = 5_000
 /** Weight of the newest sample in a peer's throughput average. */

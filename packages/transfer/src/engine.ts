@@ -4,12 +4,12 @@ import { HASH_BYTES } from '@shoal/wire'
 import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@shoal/manifest'
 import { Bitfield } from './bitfield.js'
 import {
-  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS,
+  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
   REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
-import { pickChunks, pickFromSeed, type Stripe } from './picker.js'
+import { pickChunks, pickFromSeed, pickHelp, type Stripe } from './picker.js'
 import { PriorityLimiter, type Priority } from './priority.js'
 import { TokenBucket, sleep } from './token-bucket.js'
 import type { ChunkClient, HashList } from './client.js'
@@ -61,9 +61,12 @@ export interface DownloadResult {
   /**
    * Chunks kept, by how they were chosen: `stripe` (this node's share of a seed's upload while
    * others receive the file too), `rarest` (rarest first: from a receiver, or from a seed when no
-   * other node receives the file), `endgame` (raced at the end).
+   * other node receives the file), `help` (from a seed, outside this node's stripe, while it had
+   * nothing else to fetch), `endgame` (raced at the end).
    */
-  chunksBy: { stripe: number, rarest: number, endgame: number }
+  chunksBy: { stripe: number, rarest: number, help: number, endgame: number }
+  /** When this node first shared the seeds with other receivers (ms after the start), and with how many at most. */
+  stripes?: { firstAtMs: number, maxReceivers: number, minReceivers: number, changes: number }
 }
 
 export interface EngineLimits {
@@ -219,13 +222,14 @@ class Download {
   private sources: Array<{ peerId: string, has?: Bitfield }> = []
   private sourcesAt = 0
   private lastProgress = Date.now()
+  private startedAt = Date.now()
   private lastCheckpoint = 0
   private lastError?: Error
   /** A local failure (disk full, I/O error): the download stops, whoever the peer. */
   private fatal?: Error
   private handle?: FileHandle
   private readonly wake: { notify: () => void, wait: (ms: number) => Promise<void> }
-  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0, chunksBy: { stripe: 0, rarest: 0, endgame: 0 } }
+  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0, chunksBy: { stripe: 0, rarest: 0, help: 0, endgame: 0 } }
   /** Whether a failed download should delete its partial file (data that cannot be trusted). */
   discardPartial = false
 
@@ -320,11 +324,17 @@ class Download {
       this.sources.push({ peerId: source.peerId, has })
       for (let i = 0; i < this.count; i++) if (has == null || has.has(i)) this.availability[i]++
     }
+    const previous = this.stripe
     this.stripe = undefined
     if (this.selfId != null && receivers.size > 0) {
       receivers.add(this.selfId)
       const sorted = [...receivers].sort()
+      const before = previous
       this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerRequest }
+      const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: sorted.length, changes: 0 }
+      stats.maxReceivers = Math.max(stats.maxReceivers, sorted.length)
+      stats.minReceivers = Math.min(stats.minReceivers, sorted.length)
+      if (before != null && (before.of !== this.stripe.of || before.rank !== this.stripe.rank)) stats.changes++
     }
   }
 
@@ -344,6 +354,9 @@ class Download {
 
   private async loop (handle: FileHandle): Promise<DownloadResult> {
     const { signal } = this.request
+    // Announce at once that this node receives the file: other receivers take it into their stripes.
+    this.startedAt = Date.now()
+    await this.checkpoint(handle, true)
     while (!this.have.complete) {
       signal.throwIfAborted()
       if (this.fatal != null) throw this.fatal
@@ -380,22 +393,31 @@ class Download {
     const candidates = this.sources
       .map(s => ({ ...s, peer: this.engine.peers.get(s.peerId) }))
       .filter(s => this.usable(s.peer, now))
-    // Overloaded peers are spared while anyone else can serve.
+    // Overloaded peers are spared: each is asked (one request at a time) only for chunks that
+    // no other usable peer holds, so a seed that alone has what the swarm lacks is still asked.
     const unloaded = candidates.filter(s => s.peer.load !== 'overloaded')
-    const pool = unloaded.length > 0 ? unloaded : candidates
-    // Fastest first; unknown peers (throughput 0) get tried too.
-    pool.sort((a, b) => b.peer.throughput - a.peer.throughput)
+    const elsewhere = (i: number): boolean => unloaded.some(s => s.has == null || s.has.has(i))
+    // Unloaded peers first, fastest first (unknown peers, throughput 0, get tried too).
+    const pool = [...unloaded, ...candidates.filter(s => s.peer.load === 'overloaded')]
+    pool.sort((a, b) => Number(a.peer.load === 'overloaded') - Number(b.peer.load === 'overloaded') || b.peer.throughput - a.peer.throughput)
     const remaining = this.count - this.have.count
-    const endgame = remaining > 0 && [...this.inFlight.values()].filter(n => n > 0).length >= remaining
+    // End game: every missing chunk is requested and few are left (at most one peer's pipeline:
+    // with deep pipelines to many peers "all requested" comes early, and racing a fifth of the
+    // file doubles what the sources send).
+    const endgame = remaining > 0 && remaining <= this.requestsPerPeer * this.chunksPerRequest &&
+      [...this.inFlight.values()].filter(n => n > 0).length >= remaining
+    const discovering = this.stripe == null && now - this.startedAt < STRIPE_DISCOVERY_MS
+    let idle = this.running.size === 0
     for (const source of pool) {
-      const limit = source.peer.load === 'busy' ? 1 : this.requestsPerPeer
+      const overloaded = source.peer.load === 'overloaded'
+      const limit = source.peer.load !== 'ok' || (discovering && source.has == null) ? 1 : this.requestsPerPeer
       let mine = 0
       for (const r of this.running) if (r.peerId === source.peerId) mine++
       while (mine < limit) {
         // While other nodes receive the file too, a seed is asked only for this node's stripe
         // (and in end game): anything else it sent would be a chunk another receiver also gets.
         const striped = source.has == null && this.stripe != null && !endgame
-        const chunks = striped
+        let chunks = striped
           ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: this.chunksPerRequest })
           : pickChunks({
             count: this.count,
@@ -407,9 +429,19 @@ class Download {
             max: endgame ? 1 : this.chunksPerRequest,
             endgame
           }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
+        if (overloaded) chunks = chunks.filter(i => !elsewhere(i))
+        // A seed's upload is what every receiver shares: in end game it races only chunks that no
+        // other receiver holds (those are raced on the receivers that hold them).
+        if (endgame && source.has == null && this.stripe != null) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
+        let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
+        if (chunks.length === 0 && striped && idle) {
+          chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: this.chunksPerRequest })
+          kind = 'help'
+        }
         if (chunks.length === 0) break
         if (!source.peer.breaker.allow()) break
-        this.start(source.peer, chunks, endgame ? 'endgame' : striped ? 'stripe' : 'rarest')
+        this.start(source.peer, chunks, kind)
+        idle = false
         mine++
       }
     }

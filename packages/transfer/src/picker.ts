@@ -88,3 +88,19 @@ export function pickFromSeed (input: SeedPickInput): number[] {
   }
   return picked
 }
+
+/**
+ * What an idle receiver asks a seed for when its own stripe is all held or requested: chunks
+ * that no receiver holds, from the far end of the file (stripe owners walk their blocks from the
+ * start, so they get there last). Receivers can disagree for a while on who receives the file
+ * (one has not heard of another yet, or a circuit is open), and then a block can be in nobody's
+ * stripe; this keeps such a block from waiting for a receiver that will never ask for it.
+ */
+export function pickHelp (input: Omit<SeedPickInput, 'stripe'>): number[] {
+  const { count, have, inFlight, heldByReceivers, max } = input
+  const picked: number[] = []
+  for (let i = count - 1; i >= 0 && picked.length < max; i--) {
+    if (!have.has(i) && heldByReceivers[i] === 0 && (inFlight.get(i) ?? 0) === 0) picked.push(i)
+  }
+  return picked.sort((a, b) => a - b)
+}
