@@ -12,8 +12,15 @@ export const OVERLOADED_RETRY_AFTER_MS = 2_000
 export const REQUEST_READ_TIMEOUT_MS = 10_000
 /** One chunk request, from open to last frame. */
 export const CHUNK_REQUEST_TIMEOUT_MS = 60_000
-/** Bytes asked for in one chunk request (at least one chunk whatever its size). */
-export const MAX_REQUEST_BYTES = 2 * 1024 * 1024
+/**
+ * Bytes asked for in one chunk request (at least one chunk whatever its size). Each request is a
+ * new stream whose Yamux window starts at 256 KiB and grows while it runs: larger requests spend
+ * less of their time ramping up (measured on loopback, 1 GiB, one receiver: 2 MiB requests 46 MB/s,
+ * 8 MiB 59 MB/s). While several nodes receive a file, requests are one stripe block instead.
+ */
+export const MAX_REQUEST_BYTES = 8 * 1024 * 1024
+/** Bytes in one block of a stripe (the unit receivers share a seed's upload in), and of the end game's window per peer. */
+export const STRIPE_BLOCK_BYTES = 2 * 1024 * 1024
 /** Chunks asked for in one request. */
 export const MAX_CHUNKS_PER_REQUEST = 64
 /** Requests in flight to one peer for one file (one when the peer is busy). */

@@ -4,7 +4,7 @@ import { HASH_BYTES } from '@shoal/wire'
 import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@shoal/manifest'
 import { Bitfield } from './bitfield.js'
 import {
-  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
+  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, STRIPE_BLOCK_BYTES, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
   REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
@@ -211,6 +211,7 @@ class Download {
   private readonly running = new Set<Running>()
   private readonly offset: number
   private readonly chunksPerRequest: number
+  private readonly chunksPerBlock: number
   private readonly notFoundUntil = new Map<string, number>()
   private availability: Uint16Array
   /** How many receivers (partial holders) hold each chunk. */
@@ -249,6 +250,7 @@ class Download {
     this.heldByReceivers = new Uint16Array(this.count)
     this.offset = this.count === 0 ? 0 : Math.floor(Math.random() * this.count)
     this.chunksPerRequest = Math.max(1, Math.min(MAX_CHUNKS_PER_REQUEST, Math.floor(MAX_REQUEST_BYTES / request.chunkSize)))
+    this.chunksPerBlock = Math.max(1, Math.min(this.chunksPerRequest, Math.floor(STRIPE_BLOCK_BYTES / request.chunkSize)))
     let resolve: (() => void) | undefined
     this.wake = {
       notify: () => { resolve?.(); resolve = undefined },
@@ -330,7 +332,7 @@ class Download {
       receivers.add(this.selfId)
       const sorted = [...receivers].sort()
       const before = previous
-      this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerRequest }
+      this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerBlock }
       const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: sorted.length, changes: 0 }
       stats.maxReceivers = Math.max(stats.maxReceivers, sorted.length)
       stats.minReceivers = Math.min(stats.minReceivers, sorted.length)
@@ -404,9 +406,12 @@ class Download {
     // End game: every missing chunk is requested and few are left (at most one peer's pipeline:
     // with deep pipelines to many peers "all requested" comes early, and racing a fifth of the
     // file doubles what the sources send).
-    const endgame = remaining > 0 && remaining <= this.requestsPerPeer * this.chunksPerRequest &&
+    const endgame = remaining > 0 && remaining <= this.requestsPerPeer * this.chunksPerBlock &&
       [...this.inFlight.values()].filter(n => n > 0).length >= remaining
     const discovering = this.stripe == null && now - this.startedAt < STRIPE_DISCOVERY_MS
+    // While receivers share the seeds, requests are one block: what a receiver has in flight is
+    // invisible to the others, so a shorter pipeline keeps them from asking for the same chunks.
+    const perRequest = this.stripe != null || discovering ? this.chunksPerBlock : this.chunksPerRequest
     let idle = this.running.size === 0
     for (const source of pool) {
       const overloaded = source.peer.load === 'overloaded'
@@ -418,7 +423,7 @@ class Download {
         // (and in end game): anything else it sent would be a chunk another receiver also gets.
         const striped = source.has == null && this.stripe != null && !endgame
         let chunks = striped
-          ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: this.chunksPerRequest })
+          ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: perRequest })
           : pickChunks({
             count: this.count,
             have: this.have,
@@ -426,7 +431,7 @@ class Download {
             peerHas: source.has,
             availability: this.availability,
             offset: this.offset,
-            max: endgame ? 1 : this.chunksPerRequest,
+            max: endgame ? 1 : perRequest,
             endgame
           }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
         if (overloaded) chunks = chunks.filter(i => !elsewhere(i))
@@ -435,7 +440,7 @@ class Download {
         if (endgame && source.has == null && this.stripe != null) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
         let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
         if (chunks.length === 0 && striped && idle) {
-          chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: this.chunksPerRequest })
+          chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: perRequest })
           kind = 'help'
         }
         if (chunks.length === 0) break

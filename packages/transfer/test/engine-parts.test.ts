@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, pickChunks, pickFromSeed, stripeOwner } from '../src/index.js'
+import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, pickChunks, pickFromSeed, pickHelp, stripeOwner } from '../src/index.js'
 
 describe('Bitfield', () => {
   it('sets, clears and counts bits, and round-trips through bytes', () => {
@@ -185,5 +185,17 @@ describe('pickFromSeed', () => {
     const count = 8
     const held = none(count).fill(1)
     expect(pickFromSeed({ count, have: new Bitfield(count), inFlight: new Map(), heldByReceivers: held, stripe: { rank: 1, of: 2, block: 2 }, max: 2 })).toEqual([])
+  })
+})
+
+describe('pickHelp', () => {
+  it('takes chunks no receiver holds from the far end of the file', () => {
+    const count = 16
+    const have = new Bitfield(count)
+    for (let i = 0; i < 8; i++) have.set(i)
+    const held = new Uint16Array(count)
+    held[15] = 1
+    const picked = pickHelp({ count, have, inFlight: new Map([[14, 1]]), heldByReceivers: held, max: 3 })
+    expect(picked).toEqual([11, 12, 13])
   })
 })

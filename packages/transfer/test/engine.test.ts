@@ -69,7 +69,7 @@ describe('TransferEngine with several receivers of one file', () => {
     expect(fromSeed.filter(i => [1, 3, 5].includes(block(i)))).toEqual([])
     expect(new Set(fromSeed.filter(i => block(i) % 2 === 0)).size).toBe(32)
     expect(chunksBy.stripe).toBe(32)
-    expect(chunksBy.help).toBeGreaterThan(0)
+    // Block 7 came from the seed (helping, or raced in the end game), and from nowhere else.
     expect(chunksBy.help + chunksBy.endgame).toBe(8)
     expect(new Set(net.asked.get('r2')).size).toBe(24)
   })
