@@ -19,6 +19,11 @@ export const CHUNK_REQUEST_TIMEOUT_MS = 60_000
  * 8 MiB 59 MB/s). While several nodes receive a file, requests are one stripe block instead.
  */
 export const MAX_REQUEST_BYTES = 8 * 1024 * 1024
+/**
+ * A request to a peer asks for about this much of its measured throughput (between one block and
+ * MAX_REQUEST_BYTES): a slow peer is never left holding many megabytes that the end has to wait for.
+ */
+export const REQUEST_TARGET_MS = 1_000
 /** Bytes in one block of a stripe (the unit receivers share a seed's upload in), and of the end game's window per peer. */
 export const STRIPE_BLOCK_BYTES = 2 * 1024 * 1024
 /** Chunks asked for in one request. */

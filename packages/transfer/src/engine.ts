@@ -4,7 +4,7 @@ import { HASH_BYTES } from '@shoal/wire'
 import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@shoal/manifest'
 import { Bitfield } from './bitfield.js'
 import {
-  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, STRIPE_BLOCK_BYTES, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
+  CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, STRIPE_BLOCK_BYTES, REQUEST_TARGET_MS, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
   REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
@@ -415,6 +415,8 @@ class Download {
     let idle = this.running.size === 0
     for (const source of pool) {
       const overloaded = source.peer.load === 'overloaded'
+      // Unknown peers start with one block; measured ones get about a second of their throughput.
+      const forPeer = Math.max(this.chunksPerBlock, Math.min(perRequest, Math.floor(source.peer.throughput * REQUEST_TARGET_MS / 1000 / this.request.chunkSize)))
       const limit = source.peer.load !== 'ok' || (discovering && source.has == null) ? 1 : this.requestsPerPeer
       let mine = 0
       for (const r of this.running) if (r.peerId === source.peerId) mine++
@@ -423,7 +425,7 @@ class Download {
         // (and in end game): anything else it sent would be a chunk another receiver also gets.
         const striped = source.has == null && this.stripe != null && !endgame
         let chunks = striped
-          ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: perRequest })
+          ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: forPeer })
           : pickChunks({
             count: this.count,
             have: this.have,
@@ -431,7 +433,7 @@ class Download {
             peerHas: source.has,
             availability: this.availability,
             offset: this.offset,
-            max: endgame ? 1 : perRequest,
+            max: endgame ? 1 : forPeer,
             endgame
           }).filter(i => ![...this.running].some(r => r.peerId === source.peerId && r.chunks.includes(i)))
         if (overloaded) chunks = chunks.filter(i => !elsewhere(i))
@@ -440,7 +442,7 @@ class Download {
         if (endgame && source.has == null && this.stripe != null) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
         let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
         if (chunks.length === 0 && striped && idle) {
-          chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: perRequest })
+          chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: forPeer })
           kind = 'help'
         }
         if (chunks.length === 0) break
