@@ -229,6 +229,7 @@ export class Agent {
       clusterName: CLUSTER_NAME,
       self: () => this.selfInfo(),
       changedSince: (seq) => index.changedSince(seq).map(toWireEntry),
+      summaryIntervalMs: config.heartbeatIntervalMs / 2,
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
       onGossipDelay: (ms) => { this.metrics?.gossipDelay.observe(ms / 1000) },

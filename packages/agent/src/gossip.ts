@@ -33,6 +33,12 @@ export interface GossipInit {
   onPeerSummary?: (peerId: string, nodes: Array<{ peerId: string, generation: number, sequence: number }>) => void
   /** A peer's heartbeat carried this node's own digest: it holds exactly this node's view. */
   onPeerView?: (peerId: string, digest: Uint8Array) => void
+  /**
+   * A heartbeat whose digest differs from this node's view starts a summary exchange at most this
+   * often (default 1000 ms), and never while one runs: one summary shows every record a peer holds,
+   * and while changes spread, most heartbeats differ only by what is still in flight.
+   */
+  summaryIntervalMs?: number
   /** Tombstones of a record (this generation) up to this seq were dropped: an older delta must be a full record. */
   gcHorizon?: (peerId: string, generation: number) => number
   log: Logger
@@ -61,6 +67,7 @@ export class Gossip {
   private readonly pulling = new Map<string, boolean>()
   /** Peers whose summary is being fetched. */
   private readonly summarising = new Set<string>()
+  private lastDigestSummary = 0
   /** Rejected messages and responses, per sending peer. */
   readonly rejectedFrom = new Map<string, number>()
   private readonly recentRejections = new Map<string, { start: number, count: number, logged: number }>()
@@ -163,7 +170,7 @@ export class Gossip {
       this.init.onPeerLoad?.(from, hb.load)
       if (hb.sentMs > 0 && Date.now() >= hb.sentMs) this.init.onGossipDelay?.(Date.now() - hb.sentMs)
       if (cluster.isBehind(from, hb.node)) this.pull(from)
-      else if (hb.digest.length > 0 && Buffer.compare(hb.digest, cluster.digest()) !== 0) this.summarise(from)
+      else if (hb.digest.length > 0 && Buffer.compare(hb.digest, cluster.digest()) !== 0) this.summariseOnDigest(from)
       else if (hb.digest.length > 0) this.init.onPeerView?.(from, hb.digest)
     }
   }
@@ -195,6 +202,14 @@ export class Gossip {
     if (window != null && window.logged >= 5) return
     if (window != null) window.logged++
     this.init.log.warn('rejected a pubsub message', fields)
+  }
+
+  /** A heartbeat's digest differs from ours: summarise that peer, unless a summary ran just now or still runs. */
+  private summariseOnDigest (peerId: string): void {
+    const now = Date.now()
+    if (this.summarising.size > 0 || now - this.lastDigestSummary < (this.init.summaryIntervalMs ?? 1000)) return
+    this.lastDigestSummary = now
+    this.summarise(peerId)
   }
 
   /** Fetches a peer's summary and pulls, from that peer, every record it holds newer than ours. */

@@ -57,6 +57,16 @@ export async function createNode (init: NodeInit): Promise<ShoalNode> {
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
         emitSelf: false,
+        // Every copy of a message costs each hop a frame, a window update, two ciphers and two
+        // system calls: an idle agent's CPU was mostly that (heartbeats), and it grows with the
+        // cluster. A smaller mesh and publishing to it (not to every peer) send each message
+        // about 4 times per node instead of 6 to 7; IHAVE gossip and the agents' own
+        // anti-entropy cover what a smaller mesh could miss.
+        floodPublish: false,
+        D: 4,
+        Dlo: 3,
+        Dhi: 8,
+        Dlazy: 4,
         // Every copy of a message (one from each mesh peer) would otherwise have its signature
         // checked before gossipsub sees it is a duplicate: ~250 us each, which at N = 8 during a
         // broadcast was a tenth of every agent's CPU. A copy is known by its signature (or, unsigned,
