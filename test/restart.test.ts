@@ -42,6 +42,8 @@ describe('a restarted agent over unchanged data', () => {
     const third = await a.start()
     await waitFor('the changed file to be rehashed', async () => (await a.client.status()).scan.filesHashed === 1)
     expect(third.sequence).toBeGreaterThanOrEqual(before.sequence)
+    // Hashing ends before the new version is indexed: wait for the index, not for a moment.
+    await waitFor('the new version to be indexed', async () => (await a.client.where('default', 'many/f7.bin')).version === 2).catch(() => {})
     expect((await a.client.where('default', 'many/f7.bin')).version).toBe(2)
   })
 })

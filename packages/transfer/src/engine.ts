@@ -65,7 +65,7 @@ export interface DownloadResult {
    * nothing else to fetch), `endgame` (raced at the end).
    */
   chunksBy: { stripe: number, rarest: number, help: number, endgame: number }
-  /** When this node first shared the seeds with other receivers (ms after the start), and with how many at most. */
+  /** When this node first shared the seeds with other receivers (ms after the start), with how many (fewest, most), and how often its stripe changed. */
   stripes?: { firstAtMs: number, maxReceivers: number, minReceivers: number, changes: number }
 }
 
@@ -331,12 +331,11 @@ class Download {
     if (this.selfId != null && receivers.size > 0) {
       receivers.add(this.selfId)
       const sorted = [...receivers].sort()
-      const before = previous
       this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerBlock }
       const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: sorted.length, changes: 0 }
       stats.maxReceivers = Math.max(stats.maxReceivers, sorted.length)
       stats.minReceivers = Math.min(stats.minReceivers, sorted.length)
-      if (before != null && (before.of !== this.stripe.of || before.rank !== this.stripe.rank)) stats.changes++
+      if (previous != null && (previous.of !== this.stripe.of || previous.rank !== this.stripe.rank)) stats.changes++
     }
   }
 
@@ -400,8 +399,7 @@ class Download {
     const unloaded = candidates.filter(s => s.peer.load !== 'overloaded')
     const elsewhere = (i: number): boolean => unloaded.some(s => s.has == null || s.has.has(i))
     // Unloaded peers first, fastest first (unknown peers, throughput 0, get tried too).
-    const pool = [...unloaded, ...candidates.filter(s => s.peer.load === 'overloaded')]
-    pool.sort((a, b) => Number(a.peer.load === 'overloaded') - Number(b.peer.load === 'overloaded') || b.peer.throughput - a.peer.throughput)
+    const pool = candidates.sort((a, b) => Number(a.peer.load === 'overloaded') - Number(b.peer.load === 'overloaded') || b.peer.throughput - a.peer.throughput)
     const remaining = this.count - this.have.count
     // End game: every missing chunk is requested and few are left (at most one peer's pipeline:
     // with deep pipelines to many peers "all requested" comes early, and racing a fifth of the

@@ -45,7 +45,7 @@ export interface Stripe {
   rank: number
   /** How many nodes are receiving the file (this one included). */
   of: number
-  /** Chunks per block: a block is the unit a stripe is made of (one request's worth). */
+  /** Chunks per block: a block (STRIPE_BLOCK_BYTES) is the unit a stripe is made of. */
   block: number
 }
 
@@ -64,27 +64,28 @@ export interface SeedPickInput {
   max: number
 }
 
+/** A chunk this node lacks, that no receiver holds and that this node has not requested. */
+function unclaimed (i: number, input: Omit<SeedPickInput, 'stripe'>): boolean {
+  return !input.have.has(i) && input.heldByReceivers[i] === 0 && (input.inFlight.get(i) ?? 0) === 0
+}
+
 /**
  * Chooses the chunks to ask a complete holder (a seed) for when several nodes receive the same
  * file. A seed's upload is what every receiver shares, so each of its bytes should go to one
  * receiver only, which then passes it on: every receiver asks the seeds only for the chunks of
  * its own stripe (blocks whose index modulo the receivers is its rank) that no receiver holds,
  * in order from the first, and gets every other chunk from the receiver that owns it. An empty
- * answer means its stripe is all held or requested: the caller decides whether the seed, idle
- * for this node, may send a chunk that a receiver already holds.
+ * answer means its stripe is all held or requested (then `pickHelp`, once this node is idle).
  *
  * Without this rule receivers that pick by rarity alone reach each other's regions, see the
  * chunks the other has in flight as still rare, and from then on ask the seed for the same
- * chunks: the seed sends each byte 1.5 to 2 times. Helping another receiver with its stripe
- * has the same effect (the helper cannot see what the owner has in flight), so a receiver that
- * stops making progress is instead left out of the stripes by the caller, and its blocks are
- * shared among the others.
+ * chunks: the seed sends each byte 1.5 to 2 times.
  */
 export function pickFromSeed (input: SeedPickInput): number[] {
-  const { count, have, inFlight, heldByReceivers, stripe, max } = input
+  const { count, stripe, max } = input
   const picked: number[] = []
   for (let i = 0; i < count && picked.length < max; i++) {
-    if (stripeOwner(i, stripe) === stripe.rank && !have.has(i) && heldByReceivers[i] === 0 && (inFlight.get(i) ?? 0) === 0) picked.push(i)
+    if (stripeOwner(i, stripe) === stripe.rank && unclaimed(i, input)) picked.push(i)
   }
   return picked
 }
@@ -95,12 +96,14 @@ export function pickFromSeed (input: SeedPickInput): number[] {
  * start, so they get there last). Receivers can disagree for a while on who receives the file
  * (one has not heard of another yet, or a circuit is open), and then a block can be in nobody's
  * stripe; this keeps such a block from waiting for a receiver that will never ask for it.
+ * Helping at any other time would cost what stripes save: the helper cannot see what the owner
+ * has in flight.
  */
 export function pickHelp (input: Omit<SeedPickInput, 'stripe'>): number[] {
-  const { count, have, inFlight, heldByReceivers, max } = input
+  const { count, max } = input
   const picked: number[] = []
   for (let i = count - 1; i >= 0 && picked.length < max; i--) {
-    if (!have.has(i) && heldByReceivers[i] === 0 && (inFlight.get(i) ?? 0) === 0) picked.push(i)
+    if (unclaimed(i, input)) picked.push(i)
   }
   return picked.sort((a, b) => a - b)
 }

@@ -74,6 +74,16 @@ describe('TransferEngine with several receivers of one file', () => {
     expect(new Set(net.asked.get('r2')).size).toBe(24)
   })
 
+  it('completes when another receiver owns a stripe but never fetches it (a node that died on start)', async () => {
+    const net = new FakeNetwork(data, chunkSize, hashes)
+    // 'r2' announced that it receives the file, then nothing: it owns the odd blocks, holds none.
+    const chunksBy = await download(net, 'r1', () => [{ peerId: 'seed' }, { peerId: 'r2', have: new Uint8Array(8) }])
+    expect(new Set(net.asked.get('seed')).size).toBe(64)
+    expect(net.asked.get('r2')).toBeUndefined()
+    expect(chunksBy.stripe).toBe(32)
+    expect(chunksBy.help + chunksBy.endgame).toBe(32)
+  })
+
   it('completes from the seed when a receiver advertises chunks but never serves them', async () => {
     const net = new FakeNetwork(data, chunkSize, hashes)
     net.failing.add('ghost')
