@@ -100,6 +100,26 @@ export function memoryMiB (pid: number): { rss: number, hwm: number } {
   return { rss: Number((kib('VmRSS') / 1024).toFixed(1)), hwm: Number((kib('VmHWM') / 1024).toFixed(1)) }
 }
 
+/**
+ * Where a process's resident memory is (MiB, from /proc/PID/smaps): mapped files (the node binary,
+ * libraries), the malloc heap ([heap]: C/C++ allocations of the main thread), and other anonymous
+ * memory (V8's heap, thread stacks and arenas, worker isolates).
+ */
+export function memoryBreakdownMiB (pid: number): { files: number, mallocHeap: number, anonymous: number } {
+  const out = { files: 0, mallocHeap: 0, anonymous: 0 }
+  let kind: keyof typeof out = 'anonymous'
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (mapping != null) {
+      const name = mapping[1]
+      kind = name === '[heap]' ? 'mallocHeap' : name === '' || name.startsWith('[') ? 'anonymous' : 'files'
+    } else if (line.startsWith('Rss:')) {
+      out[kind] += Number(line.split(/\s+/)[1]) / 1024
+    }
+  }
+  return { files: Number(out.files.toFixed(1)), mallocHeap: Number(out.mallocHeap.toFixed(1)), anonymous: Number(out.anonymous.toFixed(1)) }
+}
+
 /** CPU used by each process over `ms`, as a percentage of one core. */
 export async function measureCpu (pids: number[], ms: number): Promise<number[]> {
   const before = pids.map(cpuSeconds)

@@ -30,7 +30,7 @@ import {
   type FileEntry, type NodeInfo
 } from '@shoal/wire'
 import {
-  AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, memoryMiB, parseFlags, rng, runBench, sleep, summarise, tempDir, waitFor, onCleanup
+  AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, summarise, tempDir, waitFor, onCleanup
 } from './lib.ts'
 
 const flags = parseFlags({
@@ -242,6 +242,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const set = new AgentSet('shoal-bench-scale-', flags.keep)
   const agent = set.create({
     name: 'scale-agent',
+    logLevel: 'info',
     args: ['--stable-ms', '50'],
     nodeArgs: [
       ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []),
@@ -312,6 +313,8 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     rssSamples.push(memoryMiB(agent.pid).rss)
   }
   const settled = memoryMiB(agent.pid)
+  const settledBreakdown = memoryBreakdownMiB(agent.pid)
+  const settledHeap: Record<string, number> = (await agent.client().status()).memory
   if (flags.heapSnapshotAt === 'settled') heapSnapshot = await takeHeapSnapshot(agent.pid)
   const idleCpu = (await measureCpu([agent.pid], 10_000))[0]
   const status = await agent.client().status()
@@ -323,6 +326,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   log(`querying where ${flags.queries} times (raw keep-alive HTTP); load ${loadavg()}`)
   const viaRaw = await queryLatencies(rawWhere(agent.socket), flags.files, flags.queries, flags.warmup)
   const afterQueries = memoryMiB(agent.pid)
+  const afterQueriesBreakdown = memoryBreakdownMiB(agent.pid)
   const clientFigures = latencyFigures(viaClient.latencies)
   return {
     mode: 'protocol: one real agent process; 15 in-process libp2p nodes serve their records over /shoal/manifest/1.0.0',
@@ -339,7 +343,11 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       rssSettled: settled.rss,
       rssSettledMin: Math.min(...rssSamples),
       rssAfterQueries: afterQueries.rss,
-      hwm: afterQueries.hwm
+      hwm: afterQueries.hwm,
+      settledBreakdown,
+      afterQueriesBreakdown,
+      /** The agent's own process.memoryUsage() when settled (its status), MiB. */
+      settledV8: Object.fromEntries(Object.entries(settledHeap).map(([k, v]) => [k, Number((v / 1048576).toFixed(1))]))
     },
     goalRss: { atMostMiB: 300, met: settled.rss <= 300 },
     whereMs: clientFigures,

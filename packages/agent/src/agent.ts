@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { MemoryCompactor } from './memory.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ClusterManifest, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
+import { ClusterManifest, DEFAULT_MANIFEST_LIMITS, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad, announceTopic, checkPeerIdText, directiveTopic, heartbeatTopic } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
@@ -19,7 +19,7 @@ import { BroadcastError, Directives, NotLeaderError } from './directives.js'
 import { adoptJoinKey, loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
 import { acquireLock, claimSocketPath } from './lock.js'
 import { createNode, type ShoalNode } from './node.js'
-import { toWireEntry } from './records.js'
+import { changePages, type ChangeReader } from './records.js'
 import { Sync } from './sync.js'
 import { HoldPolicies } from './policy.js'
 import { TombstoneCollector, tombstoneOptions } from './tombstones.js'
@@ -55,6 +55,8 @@ export interface AgentStartInfo {
 export class Agent {
   private node?: ShoalNode
   private index?: LocalIndex
+  /** Pages of this node's changes in wire form (set once the index is open). */
+  private changes: ChangeReader = () => []
   private releaseLock?: () => Promise<void>
   private api?: ApiServer
   private gossip?: Gossip
@@ -194,7 +196,15 @@ export class Agent {
     })
     this.node.addEventListener('peer:connect', (evt) => this.events.emit({ type: 'peer.connected', time: Date.now(), peerId: evt.detail.toString() }))
     this.node.addEventListener('peer:disconnect', (evt) => this.events.emit({ type: 'peer.disconnected', time: Date.now(), peerId: evt.detail.toString() }))
-    this.cluster.replaceRecord(selfId, this.selfInfo(), index.changedSince(0).map(toWireEntry))
+    const changes: ChangeReader = (after, limit) => index.changes(after, limit)
+    this.changes = changes
+    // This node's own record, merged a page at a time (it may hold millions of files).
+    const own = this.cluster.beginRecord(selfId, this.selfInfo())
+    if (typeof own === 'string') throw new Error(`cannot hold this node's own record (${own})`)
+    for (const page of changePages(changes, 0)) {
+      if (!own.add(page)) throw new StartupError(`the datasets hold more than ${DEFAULT_MANIFEST_LIMITS.maxEntriesPerNode} files and tombstones, more than one node's record may hold: spread them over several nodes`)
+    }
+    own.finish(this.selfInfo())
 
     const client = new ChunkClient(async (peerId, protocol, { signal }) =>
       await (this.node as ShoalNode).dialProtocol(peerIdFromString(peerId), protocol, { signal }), PROTOCOL_CHUNK)
@@ -228,7 +238,7 @@ export class Agent {
       cluster: this.cluster,
       clusterName: CLUSTER_NAME,
       self: () => this.selfInfo(),
-      changedSince: (seq) => index.changedSince(seq).map(toWireEntry),
+      changes,
       summaryIntervalMs: config.heartbeatIntervalMs / 2,
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
@@ -416,8 +426,15 @@ export class Agent {
   private localChanged (): void {
     if (this.index == null || this.node == null) return
     const selfId = this.node.peerId.toString()
-    const known = this.cluster.node(selfId)?.info.sequence ?? 0
-    this.cluster.applyDelta(selfId, this.selfInfo(), known, this.index.changedSince(known).map(toWireEntry))
+    // Merged as consecutive deltas, a page of the index at a time (a first scan changes every file).
+    let known = this.cluster.node(selfId)?.info.sequence ?? 0
+    const info = this.selfInfo()
+    for (const page of changePages(this.changes, known, info.sequence)) {
+      const to = page[page.length - 1].seq
+      this.cluster.applyDelta(selfId, { ...info, sequence: to }, known, page)
+      known = to
+    }
+    if (known < info.sequence) this.cluster.applyDelta(selfId, info, known, [])
     // Changes within a short window go out as one announcement (split if large).
     if (this.announceTimer != null) return
     this.announceTimer = setTimeout(() => {

@@ -6,11 +6,11 @@ import {
   MAX_PUBSUB_MESSAGE_BYTES, PROTOCOL_MANIFEST, announceTopic, checkEntries, checkNodeInfo, checkNodeVersions, checkPeerIdText, heartbeatTopic
 } from '@shoal/wire'
 import { MAX_CLOCK_AHEAD_MS, MAX_REJECTIONS_PER_MINUTE, CONCURRENT_MANIFEST_PULLS, MANIFEST_PULL_TIMEOUT_MS, MANIFEST_READ_TIMEOUT_MS, MAX_ENTRIES_PER_PULL } from './constants.js'
-import { ANNOUNCE_BUDGET, PAGE_BUDGET, splitEntries } from './records.js'
+import { ANNOUNCE_BUDGET, PAGE_BUDGET, changePages, splitEntries, type ChangeReader } from './records.js'
 import { Semaphore, type Logger } from './util.js'
 import { InvalidMessageError } from '@shoal/wire'
 import type { Libp2p, Stream } from '@libp2p/interface'
-import type { ClusterManifest } from '@shoal/manifest'
+import type { ClusterManifest, RecordLoad } from '@shoal/manifest'
 import type { FileEntry, NodeInfo } from '@shoal/wire'
 
 export interface GossipInit {
@@ -19,8 +19,8 @@ export interface GossipInit {
   clusterName: string
   /** This node's current self-description (generation, sequence, addresses). */
   self: () => NodeInfo
-  /** This node's entries changed after `seq` (all of them for 0), oldest change first. */
-  changedSince: (seq: number) => FileEntry[]
+  /** Up to `limit` of this node's changes after `after` (all of them from 0), oldest first. */
+  changes: ChangeReader
   /** This node's load, sent in every heartbeat. */
   load?: () => LoadLevel
   /** A peer's load as its heartbeat says. */
@@ -63,8 +63,8 @@ export class Gossip {
   private readonly announceTopic: string
   private readonly heartbeatTopic: string
   private readonly pullLimit = new Semaphore(CONCURRENT_MANIFEST_PULLS)
-  /** Pulls in progress (`from|subject`), and whether another was asked for meanwhile. */
-  private readonly pulling = new Map<string, boolean>()
+  /** Pulls in progress by subject: the source to ask next, and whether another pull was asked for meanwhile. */
+  private readonly pulling = new Map<string, { from: string, again: boolean }>()
   /** Peers whose summary is being fetched. */
   private readonly summarising = new Set<string>()
   private lastDigestSummary = 0
@@ -101,15 +101,20 @@ export class Gossip {
     if (self.sequence <= this.announcedSeq) return
     // Below the tombstone horizon a delta would miss dropped tombstones: receivers that far behind see a gap and pull the whole record.
     let from = Math.max(this.announcedSeq, Math.min(self.sequence, this.init.gcHorizon?.(this.init.node.peerId.toString(), self.generation) ?? 0))
-    const entries = this.init.changedSince(from)
-    const groups = splitEntries(entries, ANNOUNCE_BUDGET)
-    for (let i = 0; i < groups.length; i++) {
-      const group = groups[i]
-      const to = i === groups.length - 1 ? self.sequence : group[group.length - 1].seq
+    // Each announcement covers (from, its last entry's seq]; the last one reaches self.sequence.
+    let held: FileEntry[] | undefined
+    const send = async (group: FileEntry[], to: number): Promise<void> => {
       await this.publish(this.announceTopic, Announcement.encode({ node: { ...self, sequence: to }, fromSequence: from, entries: group }))
       this.stats.announcementsSent++
       from = to
     }
+    for (const page of changePages(this.init.changes, from, self.sequence)) {
+      for (const group of splitEntries(page, ANNOUNCE_BUDGET)) {
+        if (held != null) await send(held, held[held.length - 1].seq)
+        held = group
+      }
+    }
+    if (held != null) await send(held, self.sequence)
     this.announcedSeq = self.sequence
   }
 
@@ -254,30 +259,38 @@ export class Gossip {
   pull (from: string, subject = from): void {
     const self = this.init.node.peerId.toString()
     if (this.stopped || from === self || subject === self) return
-    const key = `${from}|${subject}`
-    if (this.pulling.has(key)) {
-      this.pulling.set(key, true)
+    const running = this.pulling.get(subject)
+    if (running != null) {
+      running.again = true
+      // A record comes best from its own node; otherwise from whoever was asked last.
+      if (running.from !== subject) running.from = from
       return
     }
-    this.pulling.set(key, false)
+    const state = { from, again: false }
+    this.pulling.set(subject, state)
     void this.pullLimit.run(async () => {
       try {
         do {
-          this.pulling.set(key, false)
-          await this.pullOnce(from, subject)
-        } while (this.pulling.get(key) === true && !this.stopped)
+          state.again = false
+          await this.pullOnce(state.from, subject)
+        } while (state.again && !this.stopped)
       } catch (err: any) {
         this.stats.pullFailures++
-        if (err.name === 'InvalidMessageError') this.countRejection(from)
-        this.init.log.debug('manifest pull failed', { peer: from, subject, error: err.message })
+        if (err.name === 'InvalidMessageError') this.countRejection(state.from)
+        this.init.log.debug('manifest pull failed', { peer: state.from, subject, error: err.message })
       } finally {
-        this.pulling.delete(key)
+        this.pulling.delete(subject)
       }
     })
   }
 
+  /**
+   * One pull of `subject`'s record from `from`, merged page by page as it arrives: a whole record
+   * through a RecordLoad, a delta as consecutive deltas (its pages list changes in seq order).
+   */
   private async pullOnce (from: string, subject: string): Promise<void> {
-    const known = this.init.cluster.node(subject)
+    const { cluster } = this.init
+    const known = cluster.node(subject)
     const request: ManifestRequest = {
       kind: ManifestRequestKind.RECORD,
       generation: known?.info.generation ?? 0,
@@ -287,31 +300,63 @@ export class Gossip {
     const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
     const stream = await this.init.node.dialProtocol(peerIdFromString(from), PROTOCOL_MANIFEST, { signal })
     const pb = pbStream(stream, { maxDataLength: MAX_MANIFEST_PAGE_BYTES })
+    let load: RecordLoad | undefined
     try {
       await pb.write(request, ManifestRequest, { signal })
-      const entries: FileEntry[] = []
-      let first: ManifestPage | undefined
+      let first: NodeInfo | undefined
+      let previous: NodeInfo | undefined
+      let full = false
+      let count = 0
+      let applied = request.sinceSequence
       for (;;) {
         const page = await pb.read(ManifestPage, { signal })
         checkNodeInfo(page.node)
         checkEntries(page.entries, page.node.sequence)
-        first ??= page
-        if (page.node.generation !== first.node?.generation || page.full !== first.full) throw new Error('inconsistent pages')
-        entries.push(...page.entries)
-        if (entries.length > MAX_ENTRIES_PER_PULL) throw new Error('record too large')
+        const info = page.node as NodeInfo
+        if (first == null) {
+          if (!this.plausibleGeneration(info.generation)) throw new InvalidMessageError('node.generation', 'generation from the future')
+          first = info
+          full = page.full
+          if (full) {
+            const begun = cluster.beginRecord(subject, info)
+            if (begun === 'stale') break
+            if (begun === 'rejected') throw new InvalidMessageError('node', 'this node holds as many records as it accepts')
+            load = begun
+          }
+        } else if (info.generation !== first.generation || page.full !== full || info.sequence < (previous as NodeInfo).sequence) {
+          throw new InvalidMessageError('pages', 'inconsistent pages')
+        }
+        previous = info
+        count += page.entries.length
+        if (count > MAX_ENTRIES_PER_PULL) throw new InvalidMessageError('entries', 'record too large')
+        if (load != null) {
+          if (!load.add(page.entries)) throw new InvalidMessageError('entries', 'the record is larger than this node accepts')
+          if (page.last) {
+            load.finish(info)
+            load = undefined
+          }
+        } else {
+          // A delta page is merged up to its last change, so that an interrupted pull keeps what it got.
+          let last = applied
+          for (const entry of page.entries) {
+            if (entry.seq <= last) throw new InvalidMessageError('entries', 'a delta must list changes in sequence order')
+            last = entry.seq
+          }
+          const to = page.last ? info.sequence : last
+          if (cluster.applyDelta(subject, { ...info, sequence: to }, applied, page.entries) === 'rejected') {
+            throw new InvalidMessageError('entries', 'the record is larger than this node accepts')
+          }
+          applied = to
+        }
         if (page.last) break
       }
-      await stream.close({ signal }).catch(() => {})
-      const info = first.node as NodeInfo
       this.stats.pulls++
-      if (!this.plausibleGeneration(info.generation)) throw new InvalidMessageError('node.generation', 'generation from the future')
-      const applied = first.full
-        ? this.init.cluster.replaceRecord(subject, info, entries)
-        : this.init.cluster.applyDelta(subject, info, request.sinceSequence, entries) !== 'rejected'
-      if (!applied) throw new InvalidMessageError('entries', 'the record is larger than this node accepts')
+      await stream.close({ signal }).catch(() => {})
     } catch (err: any) {
       stream.abort(err)
       throw err
+    } finally {
+      load?.abort()
     }
   }
 
@@ -326,27 +371,33 @@ export class Gossip {
         return
       }
       const selfId = this.init.node.peerId.toString()
-      let node: NodeInfo
-      let full: boolean
-      let entries: FileEntry[]
+      // Pages are written one behind, so that the last one can say so.
+      let held: ManifestPage | undefined
+      const write = async (page: ManifestPage): Promise<void> => {
+        if (held != null) await pb.write(held, ManifestPage, { signal })
+        held = page
+      }
       if (request.peerId === '' || request.peerId === selfId) {
-        node = this.init.self()
-        full = request.generation !== node.generation || request.sinceSequence > node.sequence || request.sinceSequence === 0 ||
-          request.sinceSequence < (this.init.gcHorizon?.(selfId, node.generation) ?? 0)
-        entries = this.init.changedSince(full ? 0 : request.sinceSequence)
+        const self = this.init.self()
+        const full = request.generation !== self.generation || request.sinceSequence > self.sequence || request.sinceSequence === 0 ||
+          request.sinceSequence < (this.init.gcHorizon?.(selfId, self.generation) ?? 0)
+        // Read a page at a time while the index may change: each page carries this node's
+        // self-description as of its reading, so its entries never run ahead of its sequence.
+        for (const entries of changePages(this.init.changes, full ? 0 : request.sinceSequence)) {
+          const node = this.init.self()
+          for (const group of splitEntries(entries, PAGE_BUDGET)) await write({ node, full, entries: group, last: false })
+        }
+        if (held == null) held = { node: this.init.self(), full, entries: [], last: true }
       } else {
         checkPeerIdText(request.peerId)
         // A delta from below the tombstone horizon would miss dropped tombstones: send the whole record.
         const since = request.sinceSequence < (this.init.gcHorizon?.(request.peerId, request.generation) ?? 0) ? 0 : request.sinceSequence
         const record = this.init.cluster.recordSince(request.peerId, request.generation, since)
         if (record == null) throw new Error(`no record of ${request.peerId}`)
-        ;({ info: node, full, entries } = record)
+        for (const group of splitEntries(record.entries, PAGE_BUDGET)) await write({ node: record.info, full: record.full, entries: group, last: false })
+        if (held == null) held = { node: record.info, full: record.full, entries: [], last: true }
       }
-      const pages = splitEntries(entries, PAGE_BUDGET)
-      if (pages.length === 0) pages.push([])
-      for (let i = 0; i < pages.length; i++) {
-        await pb.write({ node, full, entries: pages[i], last: i === pages.length - 1 }, ManifestPage, { signal })
-      }
+      await pb.write({ ...held, last: true }, ManifestPage, { signal })
       await stream.close({ signal })
     } catch (err: any) {
       stream.abort(err)

@@ -6,7 +6,7 @@ export const COMPACT_AFTER_ENTRIES = 20_000
 /** Quiet time after the last bulk change before collecting (a burst of pulls collects once). */
 export const COMPACT_QUIET_MS = 3_000
 
-type Collect = (options?: { type?: 'major' | 'minor', execution?: 'sync' | 'async' }) => void
+type Collect = (options?: { type?: 'major' | 'minor', execution?: 'sync' | 'async', flavor?: 'regular' | 'last-resort' }) => void
 
 let collect: Collect | undefined
 
@@ -24,7 +24,7 @@ function collector (): Collect {
  * whole records) allocates several times the memory the result keeps; V8 grows the heap to fit
  * and, while the agent stays busy with small work (heartbeats, load checks), does not shrink it
  * for a long time: an agent holding 16 x 100,000 entries in ~150 MB of live objects showed
- * ~1 GB resident. One full collection once the burst is over returns it.
+ * ~1 GB resident. One compacting collection once the burst is over returns it.
  */
 export class MemoryCompactor {
   private pending = 0
@@ -48,12 +48,16 @@ export class MemoryCompactor {
     this.pending = 0
     const before = process.memoryUsage()
     const t0 = performance.now()
-    collector()({ type: 'major' })
+    // 'last-resort': collections that also compact the old generation and shrink the young one
+    // (grown to 64 MiB semi-spaces while the burst allocated). A regular full collection leaves
+    // both, and the memory reducer returns them only some 8 s later, if the agent is idle.
+    collector()({ type: 'major', flavor: 'last-resort' })
     this.compactions++
     const after = process.memoryUsage()
     this.log?.('memory compacted after bulk changes', {
       ms: Math.round(performance.now() - t0),
       heapUsedMiB: Math.round(after.heapUsed / 1048576),
+      heapTotalMiB: Math.round(after.heapTotal / 1048576),
       heapFreedMiB: Math.round((before.heapUsed - after.heapUsed) / 1048576),
       rssMiB: Math.round(after.rss / 1048576)
     })

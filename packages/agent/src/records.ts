@@ -1,21 +1,25 @@
 import { ANNOUNCEMENT_TARGET_BYTES, FileEntry, MAX_ENTRIES_PER_MESSAGE, MAX_MANIFEST_PAGE_BYTES } from '@shoal/wire'
-import type { LocalFile } from '@shoal/manifest'
 
-/** The wire form of a local index entry. */
-export function toWireEntry (file: LocalFile): FileEntry {
-  return {
-    dataset: file.dataset,
-    path: file.path,
-    size: file.size,
-    mtimeMs: file.mtimeMs,
-    mode: file.mode,
-    contentId: Uint8Array.from(file.contentId),
-    chunkSize: file.chunkSize,
-    version: file.version,
-    deleted: file.deleted,
-    seq: file.seq,
-    partial: file.partial ?? false,
-    have: Uint8Array.from(file.have ?? [])
+/** Changes of the local index read at once: a record of any size is read, sent and merged a page at a time. */
+export const CHANGE_PAGE_ENTRIES = 2000
+
+/** Up to `limit` changes of this node's record after `after`, oldest first (LocalIndex.changes). */
+export type ChangeReader = (after: number, limit: number) => FileEntry[]
+
+/**
+ * This node's changes after `after` and up to `upto`, oldest first, one page of the index at a
+ * time. Reading resumes after the last seq read, so a change made between two pages (it takes a
+ * new, higher seq) is listed later, never lost.
+ */
+export function * changePages (read: ChangeReader, after: number, upto = Number.MAX_SAFE_INTEGER, limit = CHANGE_PAGE_ENTRIES): Generator<FileEntry[]> {
+  let cursor = after
+  for (;;) {
+    const page = read(cursor, limit)
+    let end = page.length
+    while (end > 0 && page[end - 1].seq > upto) end--
+    if (end > 0) yield end === page.length ? page : page.slice(0, end)
+    if (page.length < limit || end < page.length) return
+    cursor = page[page.length - 1].seq
   }
 }
 

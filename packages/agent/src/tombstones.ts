@@ -307,12 +307,11 @@ export class TombstoneCollector {
     let firstUnseen = Infinity
     const candidates: Array<{ seq: number, version: number, dataset: string, path: string }> = []
     let n = 0
-    for (const entry of cluster.entriesOf(subject)) {
+    for (const entry of cluster.tombstonesOf(subject)) {
       if (++n % slice === 0) {
         await yieldNow()
         if (this.stopped) return { firstUnseen: Infinity, hidesCopy: false }
       }
-      if (!entry.deleted) continue
       if (entry.seq > seen) firstUnseen = Math.min(firstUnseen, entry.seq)
       else if (entry.seq <= matured) candidates.push({ seq: entry.seq, version: entry.version, dataset: entry.dataset, path: entry.path })
     }

@@ -163,6 +163,25 @@ interface Member extends NodeRecord {
   /** The slots where this node has a copy (unordered). */
   slots: Slot[]
   tombstones: number
+  /** A whole record of this node is arriving in parts: deltas wait, and it is not served. */
+  loading?: RecordLoad
+}
+
+/**
+ * A node's whole record arriving in parts (a full pull, page by page): each part is applied as
+ * it comes, so memory holds one part, not the record. `finish` removes the copies the new record
+ * no longer lists and sets the node's (generation, sequence); until then the node keeps its old
+ * ones, so an abandoned load leaves it behind and the next pull starts over. While a load runs,
+ * applyDelta answers 'gap' for the node (the caller pulls again afterwards) and recordSince has
+ * nothing to serve.
+ */
+export interface RecordLoad {
+  /** Applies part of the record; false when it takes the record past the limits (the load is then abandoned). */
+  add: (entries: FileEntry[]) => boolean
+  /** Ends the load: `info` is the record's self-description as its last part carried it. */
+  finish: (info: NodeInfo, now?: number) => void
+  /** Abandons the load; the parts applied stay, the node's (generation, sequence) does not move. */
+  abort: () => void
 }
 
 /**
@@ -217,6 +236,18 @@ export class ClusterManifest {
     }
   }
 
+  /** A node's tombstones, in no particular order; nothing is built for its live copies. */
+  * tombstonesOf (peerId: string): Generator<{ dataset: string, path: string, seq: number, version: number }> {
+    const member = this.nodes.get(peerId)
+    if (member == null || member.tombstones === 0) return
+    for (const slot of member.slots) {
+      const at = slot.find(member.index)
+      if (at < 0) continue
+      const v = slot.versionAt(at)
+      if (v.deleted) yield { dataset: slot.dataset, path: slot.path, seq: slot.copies[at + 2] as number, version: v.version }
+    }
+  }
+
   /** True when `info` says the node has changes this manifest does not hold. */
   isBehind (peerId: string, info: Pick<NodeInfo, 'generation' | 'sequence'>): boolean {
     const known = this.nodes.get(peerId)
@@ -268,6 +299,7 @@ export class ClusterManifest {
    */
   applyDelta (peerId: string, info: NodeInfo, fromSequence: number, entries: FileEntry[], now = Date.now()): DeltaResult {
     const known = this.nodes.get(peerId)
+    if (known?.loading != null) return 'gap'
     if (known == null || known.info.generation !== info.generation) {
       if (known != null && info.generation < known.info.generation) return 'stale'
       if (fromSequence !== 0) return 'gap'
@@ -298,37 +330,93 @@ export class ClusterManifest {
 
   /** Replaces a node's whole record (a full pull, or a new generation); false when over the limits. */
   replaceRecord (peerId: string, info: NodeInfo, entries: FileEntry[], now = Date.now()): boolean {
-    const known = this.nodes.get(peerId)
-    if (known != null && newer(info, known.info) < 0) return true
-    if (entries.length > this.limits.maxEntriesPerNode || (known == null && this.nodes.size >= this.limits.maxNodes)) return false
-    const record = known ?? this.addMember(peerId, info, now)
-    const next = new Map<string, FileEntry>()
-    for (const e of entries) next.set(fileKey(e.dataset, e.path), e)
-    const changed: FileEntry[] = []
-    const gone = new Set<Slot>()
-    for (const slot of record.slots) {
-      if (next.has(slot.key)) continue
-      const at = slot.find(record.index)
-      if (at < 0) continue
-      changed.push({ ...this.entryAt(slot, at), deleted: true })
-      this.removeCopy(record, slot, at)
-      gone.add(slot)
-    }
-    if (gone.size > 0) record.slots = record.slots.filter(s => !gone.has(s))
-    for (const [key, entry] of next) {
-      const old = this.copyOf(record, key)
-      if (old != null) {
-        const v = old.slot.versionAt(old.at)
-        if ((old.slot.copies[old.at + 2] as number) === entry.seq && v.version === entry.version) continue
-      }
-      this.setEntry(record, key, entry)
-      changed.push(entry)
-    }
-    this.afterChanges()
-    this.setInfo(record, info)
-    record.lastHeard = Math.max(record.lastHeard, now)
-    this.emit(peerId, changed)
+    const load = this.startLoad(peerId, info, now, true)
+    if (load === 'stale') return true
+    if (load === 'rejected' || !load.add(entries)) return false
+    load.finish(info, now)
     return true
+  }
+
+  /**
+   * Starts replacing a node's whole record with one that arrives in parts. 'stale': this manifest
+   * holds a newer record of the node; 'rejected': a new node past the limit of nodes.
+   */
+  beginRecord (peerId: string, info: NodeInfo, now = Date.now()): RecordLoad | 'stale' | 'rejected' {
+    return this.startLoad(peerId, info, now, false)
+  }
+
+  /** `once`: listeners hear of the whole load at its end, in one call (a record given whole). */
+  private startLoad (peerId: string, info: NodeInfo, now: number, once: boolean): RecordLoad | 'stale' | 'rejected' {
+    const known = this.nodes.get(peerId)
+    if (known?.loading != null) throw new Error(`a record of ${peerId} is already being loaded`)
+    if (known != null && newer(info, known.info) < 0) return 'stale'
+    if (known == null && this.nodes.size >= this.limits.maxNodes) return 'rejected'
+    // A new node holds nothing until its record is complete: (generation, 0) keeps it behind.
+    const record = known ?? this.addMember(peerId, { ...info, sequence: 0 }, now)
+    const seen = new Set<Slot>()
+    const held: FileEntry[] = []
+    const report = (changed: FileEntry[]): void => {
+      if (once) held.push(...changed)
+      else this.emit(peerId, changed)
+    }
+    let open = true
+    const end = (): void => {
+      open = false
+      record.loading = undefined
+    }
+    const load: RecordLoad = {
+      add: (entries) => {
+        if (!open) throw new Error('the record load has ended')
+        const changed: FileEntry[] = []
+        for (const entry of entries) {
+          const key = fileKey(entry.dataset, entry.path)
+          const old = this.copyOf(record, key)
+          if (old != null && (old.slot.copies[old.at + 2] as number) === entry.seq && old.slot.versionAt(old.at).version === entry.version &&
+            old.slot.isPartial(record.index) === (entry.partial === true && !entry.deleted)) {
+            seen.add(old.slot)
+            continue
+          }
+          if ((old == null || !seen.has(old.slot)) && seen.size >= this.limits.maxEntriesPerNode) {
+            this.afterChanges()
+            report(changed)
+            if (once) this.emit(peerId, held)
+            end()
+            return false
+          }
+          seen.add(this.setEntry(record, key, entry))
+          changed.push(entry)
+        }
+        this.afterChanges()
+        record.lastHeard = Math.max(record.lastHeard, now)
+        report(changed)
+        return true
+      },
+      finish: (last, at = Date.now()) => {
+        if (!open) throw new Error('the record load has ended')
+        end()
+        const changed: FileEntry[] = []
+        const gone = new Set<Slot>()
+        for (const slot of record.slots) {
+          if (seen.has(slot)) continue
+          const at = slot.find(record.index)
+          if (at < 0) continue
+          changed.push({ ...this.entryAt(slot, at), deleted: true })
+          this.removeCopy(record, slot, at)
+          gone.add(slot)
+        }
+        if (gone.size > 0) record.slots = record.slots.filter(s => !gone.has(s))
+        this.afterChanges()
+        this.setInfo(record, last)
+        record.lastHeard = Math.max(record.lastHeard, at)
+        report(changed)
+        this.emit(peerId, once ? held : [])
+      },
+      abort: () => {
+        if (open) end()
+      }
+    }
+    record.loading = load
+    return load
   }
 
   private copyOf (member: Member, key: string): { slot: Slot, at: number } | undefined {
@@ -352,7 +440,7 @@ export class ClusterManifest {
     return slot
   }
 
-  private setEntry (record: Member, key: string, entry: FileEntry): void {
+  private setEntry (record: Member, key: string, entry: FileEntry): Slot {
     const slot = this.slotFor(key, entry.dataset)
     this.beforeChange(slot)
     const version = this.internVersion(slot, entry)
@@ -382,6 +470,7 @@ export class ClusterManifest {
       slot.partial = undefined
     }
     this.countCopy(record, slot, version, 1)
+    return slot
   }
 
   /** Takes a node's copy out of a slot (the caller updates the node's list of slots). */
@@ -532,7 +621,7 @@ export class ClusterManifest {
    */
   recordSince (peerId: string, generation: number, since: number): { info: NodeInfo, full: boolean, entries: FileEntry[] } | undefined {
     const record = this.nodes.get(peerId)
-    if (record == null) return undefined
+    if (record == null || record.loading != null) return undefined
     const full = generation !== record.info.generation || since === 0 || since > record.info.sequence
     const entries: FileEntry[] = []
     for (const slot of record.slots) {
@@ -550,7 +639,7 @@ export class ClusterManifest {
    */
   dropTombstones (peerId: string, uptoSeq: number): number {
     const record = this.nodes.get(peerId)
-    if (record == null || record.tombstones === 0) return 0
+    if (record == null || record.tombstones === 0 || record.loading != null) return 0
     const gone = new Set<Slot>()
     for (const slot of record.slots) {
       const at = slot.find(record.index)

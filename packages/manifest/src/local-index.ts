@@ -1,4 +1,5 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { FileEntry } from '@shoal/wire'
 
 /** One file of this node as the local index records it. A tombstone has deleted = true. */
 export interface LocalFile {
@@ -17,9 +18,6 @@ export interface LocalFile {
   /** This node's sequence number at the last change of this entry. */
   seq: number
   deleted: boolean
-  /** Set on entries of files still being received (changedSince only): `have` is their bitfield. */
-  partial?: boolean
-  have?: Uint8Array
 }
 
 /** The fields of an indexed file that say whether the disk still holds the same file. */
@@ -43,6 +41,8 @@ export interface PartialFile {
   have: Uint8Array
   seq: number
 }
+
+const EMPTY = new Uint8Array(0) as Uint8Array<ArrayBuffer>
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS files (
@@ -111,7 +111,7 @@ function fromRow (row: Row): LocalFile {
   }
 }
 
-export type NewLocalFile = Omit<LocalFile, 'seq' | 'partial' | 'have'>
+export type NewLocalFile = Omit<LocalFile, 'seq'>
 
 interface PartialRow {
   dataset: string
@@ -148,8 +148,8 @@ function fromPartialRow (row: PartialRow): PartialFile {
  */
 export class LocalIndex {
   private readonly db: DatabaseSync
-  private readonly stmts: Record<'get' | 'put' | 'touch' | 'since' | 'byContent' | 'dataset' | 'getMeta' | 'setMeta' |
-  'getPartial' | 'putPartial' | 'deletePartial' | 'partialsSince' | 'allPartials', StatementSync>
+  private readonly stmts: Record<'get' | 'put' | 'touch' | 'changes' | 'byContent' | 'dataset' | 'getMeta' | 'setMeta' |
+  'getPartial' | 'putPartial' | 'deletePartial' | 'allPartials', StatementSync>
   private seq: number
 
   constructor (file: string) {
@@ -164,7 +164,13 @@ export class LocalIndex {
           mode = excluded.mode, content_id = excluded.content_id, chunk_size = excluded.chunk_size, hashes = excluded.hashes,
           version = excluded.version, seq = excluded.seq, deleted = excluded.deleted`),
       touch: this.db.prepare('UPDATE files SET size = ?, mtime_ms = ?, ino = ? WHERE dataset = ? AND path = ?'),
-      since: this.db.prepare('SELECT * FROM files WHERE seq > ? ORDER BY seq'),
+      // A path has a partial row only while it is newer than its file row (put() deletes it): the
+      // file row is then not the latest change of the path and is left out.
+      changes: this.db.prepare(`SELECT dataset, path, size, mtime_ms, mode, content_id, chunk_size, version, seq, deleted, 0 AS partial, NULL AS have
+          FROM files AS f WHERE seq > ? AND NOT EXISTS (SELECT 1 FROM partials AS p WHERE p.dataset = f.dataset AND p.path = f.path AND p.seq > f.seq)
+        UNION ALL
+        SELECT dataset, path, size, mtime_ms, mode, content_id, chunk_size, version, seq, 0 AS deleted, 1 AS partial, have FROM partials WHERE seq > ?
+        ORDER BY seq LIMIT ?`),
       byContent: this.db.prepare('SELECT * FROM files WHERE content_id = ? AND deleted = 0 LIMIT 1'),
       dataset: this.db.prepare('SELECT * FROM files WHERE dataset = ?'),
       getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?'),
@@ -175,7 +181,6 @@ export class LocalIndex {
         ON CONFLICT (dataset, path) DO UPDATE SET content_id = excluded.content_id, size = excluded.size, chunk_size = excluded.chunk_size,
           version = excluded.version, mode = excluded.mode, mtime_ms = excluded.mtime_ms, have = excluded.have, seq = excluded.seq`),
       deletePartial: this.db.prepare('DELETE FROM partials WHERE dataset = ? AND path = ?'),
-      partialsSince: this.db.prepare('SELECT * FROM partials WHERE seq > ? ORDER BY seq'),
       allPartials: this.db.prepare('SELECT * FROM partials')
     }
     this.seq = this.getMeta('sequence') ?? 0
@@ -232,25 +237,28 @@ export class LocalIndex {
   }
 
   /**
-   * Entries changed after `seq`, oldest change first, one per path: a file being received is
-   * listed as partial (with its bitfield) when that is its latest change.
+   * Up to `limit` changes after `seq` in wire form, oldest first, one per path (the latest change of each):
+   * a file being received is listed as partial (with its bitfield) when that is its latest change.
+   * Chunk hashes are left out, and a record of any size is read a page at a time, in bounded
+   * memory: the next page starts after the last seq of this one.
    */
-  changedSince (seq: number): LocalFile[] {
-    const files = (this.stmts.since.all(seq) as unknown as Row[]).map(fromRow)
-    const partials = this.partialsSince(seq)
-    if (partials.length === 0) return files
-    const byKey = new Map<string, LocalFile>()
-    for (const f of files) byKey.set(`${f.dataset}/${f.path}`, f)
-    for (const p of partials) {
-      const key = `${p.dataset}/${p.path}`
-      const other = byKey.get(key)
-      if (other != null && other.seq > p.seq) continue
-      byKey.set(key, {
-        dataset: p.dataset, path: p.path, size: p.size, mtimeMs: p.mtimeMs, ino: 0, mode: p.mode, contentId: p.contentId,
-        chunkSize: p.chunkSize, hashes: new Uint8Array(0), version: p.version, seq: p.seq, deleted: false, partial: true, have: p.have
-      })
-    }
-    return [...byKey.values()].sort((a, b) => a.seq - b.seq)
+  changes (seq: number, limit: number): FileEntry[] {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, not ${limit}`)
+    const rows = this.stmts.changes.all(seq, seq, limit) as unknown as Array<Omit<Row, 'ino' | 'hashes' | 'content_id'> & { content_id: Uint8Array<ArrayBuffer>, partial: number, have: Uint8Array<ArrayBuffer> | null }>
+    return rows.map(r => ({
+      dataset: r.dataset,
+      path: r.path,
+      size: r.size,
+      mtimeMs: r.mtime_ms,
+      mode: r.mode,
+      contentId: r.content_id,
+      chunkSize: r.chunk_size,
+      version: r.version,
+      seq: r.seq,
+      deleted: r.deleted !== 0,
+      partial: r.partial !== 0,
+      have: r.have ?? EMPTY
+    }))
   }
 
   getPartial (dataset: string, path: string): PartialFile | undefined {
@@ -281,10 +289,6 @@ export class LocalIndex {
       return
     }
     if (partial.have.some(b => b !== 0)) this.putPartial({ ...partial, have: new Uint8Array(partial.have.length) })
-  }
-
-  partialsSince (seq: number): PartialFile[] {
-    return (this.stmts.partialsSince.all(seq) as unknown as PartialRow[]).map(fromPartialRow)
   }
 
   allPartials (): PartialFile[] {

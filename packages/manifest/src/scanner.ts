@@ -43,8 +43,15 @@ export type FileHasher = (path: string, chunkSize: number, options: { expectedSi
  */
 export const DEFAULT_HASH_CONCURRENCY = 2 * availableParallelism()
 
+/** A change a scan recorded (what it found, without the chunk hashes it stored). */
+export type ScannedChange = Pick<LocalFile, 'dataset' | 'path' | 'size' | 'mtimeMs' | 'version' | 'seq' | 'deleted'>
+
+function scanned ({ dataset, path, size, mtimeMs, version, seq, deleted }: LocalFile): ScannedChange {
+  return { dataset, path, size, mtimeMs, version, seq, deleted }
+}
+
 export interface ScanResult {
-  changed: LocalFile[]
+  changed: ScannedChange[]
   /** Files seen changing but not yet stable; a later scan picks them up. */
   pending: number
   /** Files skipped because their path cannot be represented on the wire. */
@@ -149,7 +156,7 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
   await walk(root, '', w)
   const { seen, skipped } = w
 
-  const changed: LocalFile[] = []
+  const changed: ScannedChange[] = []
   let pending = 0
   const known = index.statsOf(dataset)
   const hasher = options.hasher ?? hashFile
@@ -189,10 +196,10 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       return
     }
     const version = Math.max(old?.version ?? 0, options.versionFloor?.(dataset, path) ?? 0) + 1
-    changed.push(index.put({
+    changed.push(scanned(index.put({
       dataset, path, size: disk.size, mtimeMs: disk.mtimeMs, ino: disk.ino, mode: disk.mode,
       contentId: hashed.contentId, chunkSize, hashes: hashed.hashes, version, deleted: false
-    }))
+    })))
   }
 
   try {
@@ -223,10 +230,10 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
     if (w.unreadable.some(dir => path.startsWith(`${dir}/`))) continue
     const old = index.get(dataset, path)
     if (old == null) continue
-    changed.push(index.put({
+    changed.push(scanned(index.put({
       dataset, path, size: 0, mtimeMs: now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
       hashes: new Uint8Array(0), version: Math.max(old.version, options.versionFloor?.(dataset, path) ?? 0) + 1, deleted: true
-    }))
+    })))
   }
   return { changed, pending, skipped, directories: w.directories }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { FileEntry, NodeInfo } from '@shoal/wire'
-import { ClusterManifest, type DeltaResult } from '../src/index.js'
+import { ClusterManifest, type DeltaResult, type RecordLoad } from '../src/index.js'
 
 const DS = 'models'
 
@@ -226,6 +226,17 @@ describe('ClusterManifest.replaceRecord', () => {
     expect(changes[0].changed.find(e => e.path === 'b')?.deleted).toBe(true)
   })
 
+  it('lists a node\'s tombstones without its live copies', () => {
+    const m = new ClusterManifest()
+    m.replaceRecord('A', info(1, 4), [entry('a', { seq: 1 }), entry('b', { seq: 3, version: 2, deleted: true }), entry('c', { seq: 4, version: 3, deleted: true })])
+    m.replaceRecord('B', info(1, 1), [entry('d', { seq: 1 })])
+    expect([...m.tombstonesOf('A')].sort((x, y) => x.seq - y.seq)).toEqual([
+      { dataset: DS, path: 'b', seq: 3, version: 2 }, { dataset: DS, path: 'c', seq: 4, version: 3 }
+    ])
+    expect([...m.tombstonesOf('B')]).toEqual([])
+    expect([...m.tombstonesOf('nobody')]).toEqual([])
+  })
+
   it('forgets a file entirely when its last holder drops it', () => {
     const m = new ClusterManifest()
     m.replaceRecord('A', info(1, 2), [entry('a', { seq: 1 }), entry('b', { seq: 2 })])
@@ -251,6 +262,75 @@ describe('ClusterManifest.replaceRecord', () => {
     expect(m.applyDelta('A', info(3, 12), 11, [entry('b', { seq: 12 })])).toBe('gap')
     expect(m.applyDelta('A', info(3, 11), 10, [entry('b', { seq: 11 })])).toBe('applied')
     expect(snapshot(m, 'A')).toEqual({ generation: 3, sequence: 11, entries: ['models/a@v1s10c1', 'models/b@v1s11c1'] })
+  })
+})
+
+describe('ClusterManifest.beginRecord (a whole record in parts)', () => {
+  function begin (m: ClusterManifest, peerId: string, i: NodeInfo): RecordLoad {
+    const load = m.beginRecord(peerId, i)
+    if (typeof load === 'string') throw new Error(`load not begun: ${load}`)
+    return load
+  }
+
+  it('applies each part as it comes and removes what the new record lacks only at the end', () => {
+    const { m, changes } = withListener()
+    m.replaceRecord('A', info(1, 3), [entry('a', { seq: 1 }), entry('b', { seq: 2 }), entry('c', { seq: 3 })])
+    changes.length = 0
+    const load = begin(m, 'A', info(2, 2))
+    expect(load.add([entry('a', { seq: 1 })])).toBe(true)
+    expect(changes).toHaveLength(0) // unchanged 'a'
+    expect(load.add([entry('c', { seq: 2, version: 2, content: 2 })])).toBe(true)
+    expect(paths(changes[0].changed)).toEqual(['c'])
+    // Mid-load: the new 'c' is visible, 'b' is still held, the node keeps its old (generation, sequence).
+    expect(m.newest(DS, 'c')?.version).toBe(2)
+    expect(m.holdersOf(DS, 'b').map(h => h.peerId)).toEqual(['A'])
+    expect(m.node('A')?.info.generation).toBe(1)
+    load.finish(info(2, 2))
+    expect(snapshot(m, 'A')).toEqual({ generation: 2, sequence: 2, entries: ['models/a@v1s1c1', 'models/c@v2s2c2'] })
+    expect(paths(changes[1].changed)).toEqual(['b'])
+    expect(changes[1].changed[0].deleted).toBe(true)
+    expect(m.holdersOf(DS, 'b')).toEqual([])
+  })
+
+  it('holds deltas back while a load runs, and serves nothing of the node', () => {
+    const m = new ClusterManifest()
+    m.replaceRecord('A', info(1, 2), [entry('a', { seq: 1 }), entry('b', { seq: 2 })])
+    const load = begin(m, 'A', info(1, 2))
+    expect(m.applyDelta('A', info(1, 3), 2, [entry('c', { seq: 3 })])).toBe('gap')
+    expect(m.recordSince('A', 1, 0)).toBeUndefined()
+    expect(() => m.beginRecord('A', info(1, 2))).toThrow(/already being loaded/)
+    load.add([entry('a', { seq: 1 }), entry('b', { seq: 2 })])
+    load.finish(info(1, 2))
+    expect(m.applyDelta('A', info(1, 3), 2, [entry('c', { seq: 3 })])).toBe('applied')
+    expect(m.recordSince('A', 1, 0)?.entries.map(e => e.path).sort()).toEqual(['a', 'b', 'c'])
+  })
+
+  it('leaves an abandoned load behind: parts applied stay, the (generation, sequence) does not move', () => {
+    const m = new ClusterManifest()
+    const load = begin(m, 'N', info(5, 9))
+    load.add([entry('a', { seq: 4 })])
+    load.abort()
+    expect(m.node('N')?.info).toMatchObject({ generation: 5, sequence: 0 })
+    expect(m.isBehind('N', info(5, 9))).toBe(true)
+    expect(m.holdersOf(DS, 'a').map(h => h.peerId)).toEqual(['N'])
+    expect(() => load.add([entry('b', { seq: 5 })])).toThrow(/ended/)
+    // The next pull starts over and completes the record.
+    const again = begin(m, 'N', info(5, 9))
+    again.add([entry('a', { seq: 4 }), entry('b', { seq: 9 })])
+    again.finish(info(5, 9))
+    expect(snapshot(m, 'N')).toEqual({ generation: 5, sequence: 9, entries: ['models/a@v1s4c1', 'models/b@v1s9c1'] })
+  })
+
+  it('refuses a record older than the one held, and a part that takes the record past the limit', () => {
+    const m = new ClusterManifest({ maxEntriesPerNode: 2, maxNodes: 2 })
+    m.replaceRecord('A', info(2, 1), [entry('a', { seq: 1 })])
+    expect(m.beginRecord('A', info(1, 7))).toBe('stale')
+    const load = begin(m, 'B', info(1, 3))
+    expect(load.add([entry('x', { seq: 1 }), entry('y', { seq: 2 })])).toBe(true)
+    expect(load.add([entry('z', { seq: 3 })])).toBe(false)
+    expect(m.entryCount('B')).toBe(2)
+    expect(m.isBehind('B', info(1, 3))).toBe(true)
+    expect(m.beginRecord('C', info(1, 1))).toBe('rejected')
   })
 })
 

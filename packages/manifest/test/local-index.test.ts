@@ -37,7 +37,7 @@ describe('LocalIndex.deleteTombstones', () => {
     expect(index.get('d', 'b')).toBeUndefined()
     expect(index.get('d', 'c')).toMatchObject({ deleted: true, seq: 6, version: 2 })
     expect(index.sequence).toBe(6)
-    expect(index.changedSince(0).map(f => f.path)).toEqual(['c'])
+    expect(index.changes(0, 100).map(f => f.path)).toEqual(['c'])
     // Nothing left at or below 5; a live file is never touched.
     index.put(file('e', 1)) // seq 7
     expect(index.deleteTombstones(7)).toBe(1)
@@ -48,7 +48,7 @@ describe('LocalIndex.deleteTombstones', () => {
     // Persisted: a reopened index has neither the tombstones nor a lower sequence.
     const reopened = new LocalIndex(path)
     expect(reopened.sequence).toBe(7)
-    expect(reopened.changedSince(0).map(f => f.path)).toEqual(['e'])
+    expect(reopened.changes(0, 100).map(f => f.path)).toEqual(['e'])
     reopened.close()
   })
 
@@ -78,6 +78,31 @@ describe('LocalIndex.deleteTombstones', () => {
     expect(() => index.deleteTombstones(Number.NaN)).toThrow(RangeError)
     expect(() => index.deleteTombstones(2, 0)).toThrow(RangeError)
     expect(index.tombstoneCount()).toBe(1)
+    index.close()
+  })
+})
+
+describe('LocalIndex.changes', () => {
+  it('lists the latest change of each path in seq order, a page at a time, a file being received as partial', () => {
+    const { index } = open()
+    index.put(file('a', 1)) // seq 1
+    index.put(file('b', 1)) // seq 2
+    index.put(file('c', 1)) // seq 3
+    // A new version of b arrives: its partial entry is b's latest change; the complete old one is not listed.
+    index.putPartial({ dataset: 'd', path: 'b', contentId: new Uint8Array(32).fill(2), size: 10, chunkSize: 262144, version: 2, mode: 0o644, mtimeMs: 1, have: Uint8Array.from([1]) }) // seq 4
+    index.put(file('a', 2, true)) // seq 5
+    const all = index.changes(0, 100)
+    expect(all.map(c => [c.path, c.seq, c.partial, c.deleted])).toEqual([['c', 3, false, false], ['b', 4, true, false], ['a', 5, false, true]])
+    expect(all[1].have).toEqual(Uint8Array.from([1]))
+    expect(all[0]).not.toHaveProperty('hashes')
+    // Pages resume after the last seq of the one before.
+    expect(index.changes(0, 2).map(c => c.seq)).toEqual([3, 4])
+    expect(index.changes(4, 2).map(c => c.seq)).toEqual([5])
+    expect(index.changes(5, 2)).toEqual([])
+    // Once b completes, its file row is the latest change again and the partial is gone.
+    index.put(file('b', 2)) // seq 6
+    expect(index.changes(3, 100).map(c => [c.path, c.seq, c.partial])).toEqual([['a', 5, false], ['b', 6, false]])
+    expect(() => index.changes(0, 0)).toThrow(RangeError)
     index.close()
   })
 })

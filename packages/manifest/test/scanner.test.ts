@@ -88,7 +88,7 @@ describe('scanDataset', () => {
     expect(hex(a.contentId)).toBe(smallContentId('alpha'))
     expect(hex(a.hashes)).toBe(sha256(Buffer.from('alpha')).toString('hex'))
     expect(hex(get('sub/dir/b.txt').contentId)).toBe(smallContentId('bravo'))
-    expect(index.changedSince(0).map(f => f.seq)).toEqual([1, 2])
+    expect(index.changes(0, 100).map(f => f.seq)).toEqual([1, 2])
   })
 
   it('indexes a file dated before 1970 with its negative mtime', async () => {
@@ -380,7 +380,7 @@ describe('scanDataset', () => {
     const reopened = index.filesOf(DS).sort((x, y) => x.path.localeCompare(y.path))
     const view = (f: LocalFile): unknown => ({ ...f, contentId: hex(f.contentId), hashes: hex(f.hashes) })
     expect(reopened.map(view)).toEqual(entries.map(view))
-    expect(index.changedSince(1).map(f => [f.path, f.seq, f.deleted])).toEqual([['b.bin', 3, true]])
+    expect(index.changes(1, 100).map(f => [f.path, f.seq, f.deleted])).toEqual([['b.bin', 3, true]])
 
     const before = hashingStats.filesHashed
     const unchanged = await scan(T0 + 80_000)
