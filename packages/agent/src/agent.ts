@@ -14,7 +14,7 @@ import { checkDatasets, type AgentConfig } from './config.js'
 import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
-import { Gossip } from './gossip.js'
+import { Gossip, heartbeatPeriodMs } from './gossip.js'
 import { BroadcastError, Directives, NotLeaderError } from './directives.js'
 import { adoptJoinKey, loadOrCreateClusterKey, loadOrCreateIdentity, readClusterKey } from './keys.js'
 import { acquireLock, claimSocketPath } from './lock.js'
@@ -55,6 +55,7 @@ export interface AgentStartInfo {
 export class Agent {
   private node?: ShoalNode
   private index?: LocalIndex
+  private heartbeatTimer?: NodeJS.Timeout
   /** Pages of this node's changes in wire form (set once the index is open). */
   private changes: ChangeReader = () => []
   private releaseLock?: () => Promise<void>
@@ -240,6 +241,7 @@ export class Agent {
       self: () => this.selfInfo(),
       changes,
       summaryIntervalMs: config.heartbeatIntervalMs / 2,
+      pullGraceMs: config.heartbeatIntervalMs / 2,
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
       onGossipDelay: (ms) => { this.metrics?.gossipDelay.observe(ms / 1000) },
@@ -303,7 +305,7 @@ export class Agent {
     const firstScan = this.scanAll()
     this.watchDatasets()
     this.every(config.rescanIntervalMs, () => this.requestScan(0))
-    this.every(config.heartbeatIntervalMs, () => { void this.gossip?.heartbeat() })
+    this.scheduleHeartbeat()
     await this.loadRememberedPeers()
     // After the remembered peers are loaded: they count as known nodes.
     this.every(config.tombstoneGcIntervalMs, () => {
@@ -400,6 +402,16 @@ export class Agent {
     await firstScan
     this.log.info('agent started', { peerId: selfId, addresses: this.addresses() })
     return { peerId: selfId, addresses: this.addresses(), createdClusterKey }
+  }
+
+  /** Heartbeats at heartbeatPeriodMs, which lengthens as the cluster grows. */
+  private scheduleHeartbeat (): void {
+    const period = heartbeatPeriodMs(this.config.heartbeatIntervalMs, this.cluster.allNodes().length, this.config.staleAfterMs)
+    this.heartbeatTimer = setTimeout(() => {
+      if (this.stopping) return
+      void this.gossip?.heartbeat()
+      this.scheduleHeartbeat()
+    }, period).unref()
   }
 
   private every (ms: number, fn: () => void): void {
@@ -707,6 +719,7 @@ export class Agent {
     const work = async (): Promise<void> => {
       for (const t of this.timers) clearInterval(t)
       if (this.scanTimer != null) clearTimeout(this.scanTimer)
+      if (this.heartbeatTimer != null) clearTimeout(this.heartbeatTimer)
       if (this.announceTimer != null) clearTimeout(this.announceTimer)
       for (const w of this.watchers.values()) w.close()
       this.compactor.stop()
