@@ -240,8 +240,7 @@ export class Agent {
       clusterName: CLUSTER_NAME,
       self: () => this.selfInfo(),
       changes,
-      summaryIntervalMs: config.heartbeatIntervalMs / 2,
-      pullGraceMs: config.heartbeatIntervalMs / 2,
+      heartbeatPeriodMs: () => this.heartbeatPeriodMs(),
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },
       onGossipDelay: (ms) => { this.metrics?.gossipDelay.observe(ms / 1000) },
@@ -405,8 +404,12 @@ export class Agent {
   }
 
   /** Heartbeats at heartbeatPeriodMs, which lengthens as the cluster grows. */
+  private heartbeatPeriodMs (): number {
+    return heartbeatPeriodMs(this.config.heartbeatIntervalMs, this.cluster.allNodes().length, this.config.staleAfterMs)
+  }
+
   private scheduleHeartbeat (): void {
-    const period = heartbeatPeriodMs(this.config.heartbeatIntervalMs, this.cluster.allNodes().length, this.config.staleAfterMs)
+    const period = this.heartbeatPeriodMs()
     this.heartbeatTimer = setTimeout(() => {
       if (this.stopping) return
       void this.gossip?.heartbeat()

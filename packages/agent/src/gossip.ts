@@ -34,18 +34,16 @@ export interface GossipInit {
   /** A peer's heartbeat carried this node's own digest: it holds exactly this node's view. */
   onPeerView?: (peerId: string, digest: Uint8Array) => void
   /**
-   * A heartbeat whose digest differs from this node's view starts a summary exchange at most this
-   * often (default 1000 ms), and never while one runs: one summary shows every record a peer holds,
-   * and while changes spread, most heartbeats differ only by what is still in flight.
+   * The current heartbeat period (default 2000 ms; heartbeatPeriodMs). Half of it paces two things:
+   * - a heartbeat whose digest differs from this node's view starts a summary exchange at most
+   *   that often, and never while one runs: one summary shows every record a peer holds, and
+   *   while changes spread, most heartbeats differ only by what is still in flight;
+   * - a record seen ahead of this node's copy in a heartbeat, a summary or an out-of-order delta
+   *   is pulled only if it is still behind that long after: the announcement that brings the
+   *   change is usually on its way, and a pull (a stream, a request, a response) costs far more
+   *   than waiting for it. Under load, 32 agents made ~3 pulls per announcement without this.
    */
-  summaryIntervalMs?: number
-  /**
-   * A record seen ahead of this node's copy in a heartbeat, a summary or an out-of-order delta is
-   * pulled only if it is still behind this long after (default 1000 ms): the announcement that
-   * brings the change is usually on its way, and a pull (a stream, a request, a response) costs far
-   * more than waiting for it. Under load, 32 agents made ~3 pulls per announcement without this.
-   */
-  pullGraceMs?: number
+  heartbeatPeriodMs?: () => number
   /** Tombstones of a record (this generation) up to this seq were dropped: an older delta must be a full record. */
   gcHorizon?: (peerId: string, generation: number) => number
   log: Logger
@@ -239,7 +237,7 @@ export class Gossip {
   /** A heartbeat's digest differs from ours: summarise that peer, unless a summary ran just now or still runs. */
   private summariseOnDigest (peerId: string): void {
     const now = Date.now()
-    if (this.summarising.size > 0 || now - this.lastDigestSummary < (this.init.summaryIntervalMs ?? 1000)) return
+    if (this.summarising.size > 0 || now - this.lastDigestSummary < this.halfPeriod()) return
     this.lastDigestSummary = now
     this.summarise(peerId)
   }
@@ -291,6 +289,10 @@ export class Gossip {
     return offered === subject ? current : offered
   }
 
+  private halfPeriod (): number {
+    return (this.init.heartbeatPeriodMs?.() ?? 2000) / 2
+  }
+
   /** Pulls `subject`'s record from `from` after the grace period, unless this node has caught up with `seen` by then. */
   private pullIfStillBehind (from: string, subject: string, seen: { generation: number, sequence: number }): void {
     if (this.stopped) return
@@ -310,7 +312,7 @@ export class Gossip {
       timer: setTimeout(() => {
         this.behind.delete(subject)
         if (this.init.cluster.isBehind(subject, entry)) this.pull(entry.from, subject)
-      }, this.init.pullGraceMs ?? 1000).unref()
+      }, this.halfPeriod()).unref()
     }
     this.behind.set(subject, entry)
   }

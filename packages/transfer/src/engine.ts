@@ -225,6 +225,8 @@ class Download {
   private lastProgress = Date.now()
   private startedAt = Date.now()
   private lastCheckpoint = 0
+  /** Chunks held at the last checkpoint: one that would add none is skipped (each is an announcement to every node). */
+  private checkpointed = -1
   private lastError?: Error
   /** A local failure (disk full, I/O error): the download stops, whoever the peer. */
   private fatal?: Error
@@ -355,9 +357,13 @@ class Download {
 
   private async loop (handle: FileHandle): Promise<DownloadResult> {
     const { signal } = this.request
-    // Announce at once that this node receives the file: other receivers take it into their stripes.
+    // Announce at once that this node receives the file: other receivers take it into their
+    // stripes. A file of one block has no stripes to share: its receivers announce it only once
+    // they hold it (or at the periodic checkpoints of a slow transfer), which spares every node
+    // two announcements per small file received.
     this.startedAt = Date.now()
-    await this.checkpoint(handle, true)
+    const striped = this.request.size > STRIPE_BLOCK_BYTES
+    await this.checkpoint(handle, striped)
     while (!this.have.complete) {
       signal.throwIfAborted()
       if (this.fatal != null) throw this.fatal
@@ -375,15 +381,16 @@ class Download {
     for (const r of this.running) r.controller.abort(new Error('download complete'))
     await Promise.allSettled([...this.running].map(async r => await r.done))
     if (this.fatal != null) throw this.fatal
-    await this.checkpoint(handle, true)
+    await this.checkpoint(handle, striped)
     return this.result
   }
 
   private async checkpoint (handle: FileHandle, force: boolean): Promise<void> {
     if (this.request.onCheckpoint == null) return
     const now = Date.now()
-    if (!force && now - this.lastCheckpoint < CHECKPOINT_INTERVAL_MS) return
+    if (!force && (now - this.lastCheckpoint < CHECKPOINT_INTERVAL_MS || this.have.count === this.checkpointed)) return
     this.lastCheckpoint = now
+    this.checkpointed = this.have.count
     await handle.datasync()
     this.request.onCheckpoint(this.have, this.list.hashes)
   }
