@@ -42,6 +42,7 @@ function isValidPeerIdText (text: string): boolean {
 }
 
 const WIRE_LOAD: Record<LoadLevel, WireLoad> = { ok: WireLoad.OK, busy: WireLoad.BUSY, overloaded: WireLoad.OVERLOADED }
+const LOAD_ORDER: LoadLevel[] = ['ok', 'busy', 'overloaded']
 const LOAD_NAMES: Record<string, LoadLevel> = { [WireLoad.OK]: 'ok', [WireLoad.BUSY]: 'busy', [WireLoad.OVERLOADED]: 'overloaded' }
 
 export interface AgentStartInfo {
@@ -124,10 +125,16 @@ export class Agent {
       this.diskLow = this.freeDisk < this.config.minFreeDiskBytes
     } catch {}
     const uploads = (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0)
+    const before = this.loadMonitor.level
     if (this.loadMonitor.update({ uploads, diskLow: this.diskLow })) {
-      this.log.info('load level changed', { load: this.loadMonitor.level })
-      this.events.emit({ type: 'load.changed', time: Date.now(), level: this.loadMonitor.level })
-      void this.gossip?.heartbeat()
+      const level = this.loadMonitor.level
+      this.log.info('load level changed', { load: level })
+      this.events.emit({ type: 'load.changed', time: Date.now(), level })
+      // A rise goes out at once, so that peers spare this node. A fall goes out at once only if no
+      // heartbeat left in the last half period, otherwise with the next one: on a saturated machine
+      // levels flap, and every extra heartbeat reaches every node.
+      const rose = LOAD_ORDER.indexOf(level) > LOAD_ORDER.indexOf(before)
+      if (rose || Date.now() - (this.gossip?.lastHeartbeatAt ?? 0) >= this.heartbeatPeriodMs() / 2) void this.gossip?.heartbeat()
     }
   }
 

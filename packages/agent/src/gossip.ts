@@ -95,6 +95,8 @@ export class Gossip {
   readonly rejectedFrom = new Map<string, number>()
   private readonly recentRejections = new Map<string, { start: number, count: number, logged: number }>()
   private announcedSeq = 0
+  /** When the last heartbeat went out (ms since the epoch). */
+  lastHeartbeatAt = 0
   private stopped = false
 
   constructor (private readonly init: GossipInit) {
@@ -146,6 +148,7 @@ export class Gossip {
   /** Publishes a heartbeat: every interval, and at once when this node's load level changes. */
   async heartbeat (): Promise<void> {
     const load = this.init.load?.() ?? LoadLevel.OK
+    this.lastHeartbeatAt = Date.now()
     await this.publish(this.heartbeatTopic, Heartbeat.encode({ node: this.init.self(), load, digest: Uint8Array.from(this.init.cluster.digest()), sentMs: Date.now() }))
     this.stats.heartbeatsSent++
   }
