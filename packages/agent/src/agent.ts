@@ -204,12 +204,11 @@ export class Agent {
     })
     this.node.addEventListener('peer:connect', (evt) => this.events.emit({ type: 'peer.connected', time: Date.now(), peerId: evt.detail.toString() }))
     this.node.addEventListener('peer:disconnect', (evt) => this.events.emit({ type: 'peer.disconnected', time: Date.now(), peerId: evt.detail.toString() }))
-    const changes: ChangeReader = (after, limit) => index.changes(after, limit)
-    this.changes = changes
+    this.changes = (after, limit) => index.changes(after, limit)
     // This node's own record, merged a page at a time (it may hold millions of files).
     const own = this.cluster.beginRecord(selfId, this.selfInfo())
     if (typeof own === 'string') throw new Error(`cannot hold this node's own record (${own})`)
-    for (const page of changePages(changes, 0)) {
+    for (const page of changePages(this.changes, 0)) {
       if (!own.add(page)) throw new StartupError(`the datasets hold more than ${DEFAULT_MANIFEST_LIMITS.maxEntriesPerNode} files and tombstones, more than one node's record may hold: spread them over several nodes`)
     }
     own.finish(this.selfInfo())
@@ -246,7 +245,7 @@ export class Agent {
       cluster: this.cluster,
       clusterName: CLUSTER_NAME,
       self: () => this.selfInfo(),
-      changes,
+      changes: this.changes,
       heartbeatPeriodMs: () => this.heartbeatPeriodMs(),
       load: () => WIRE_LOAD[this.loadMonitor.level],
       onPeerLoad: (peerId, level) => { engine.peers.setLoad(peerId, LOAD_NAMES[level] ?? 'ok') },

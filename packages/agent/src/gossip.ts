@@ -267,12 +267,9 @@ export class Gossip {
     }).then((summary) => {
       this.init.onPeerSummary?.(peerId, summary.nodes)
       const self = this.init.node.peerId.toString()
-      const connected = new Set(this.init.node.getConnections().map(c => c.remotePeer.toString()))
       for (const n of summary.nodes) {
         if (n.peerId === self || !this.init.cluster.isBehind(n.peerId, n) || !this.plausibleGeneration(n.generation)) continue
-        // A record comes from its own node whenever that node is reachable; others' copies only
-        // stand in for a node this one cannot reach (a partition, a node that left).
-        this.pullIfStillBehind(connected.has(n.peerId) ? n.peerId : peerId, n.peerId, n)
+        this.pullIfStillBehind(peerId, n.peerId, n)
       }
     }, (err: any) => {
       if (err.name === 'InvalidMessageError') this.countRejection(peerId)
@@ -282,8 +279,9 @@ export class Gossip {
 
   /**
    * Of two peers to pull `subject`'s record from: the node itself when this node is connected to
-   * it (a heartbeat relayed through the mesh names a node that may be unreachable from here),
-   * otherwise the other one, which holds a copy.
+   * it, otherwise the other one, which holds a copy. A record comes from its own node whenever that
+   * node is reachable; others' copies only stand in for a node this one cannot reach (a partition,
+   * a node that left; a heartbeat relayed through the mesh names a node that may be one of those).
    */
   private source (subject: string, current: string, offered: string): string {
     if (current === offered) return current
@@ -309,7 +307,7 @@ export class Gossip {
       return
     }
     const entry = {
-      from,
+      from: this.source(subject, subject, from),
       generation: seen.generation,
       sequence: seen.sequence,
       timer: setTimeout(() => {
@@ -386,7 +384,11 @@ export class Gossip {
           full = page.full
           if (full) {
             const begun = cluster.beginRecord(subject, info)
-            if (begun === 'stale') break
+            if (begun === 'stale') {
+              // This node holds a newer record: end the stream rather than drain the pages.
+              stream.abort(new Error('a newer record is held'))
+              return
+            }
             if (begun === 'rejected') throw new InvalidMessageError('node', 'this node holds as many records as it accepts')
             load = begun
           }

@@ -164,12 +164,13 @@ export class LocalIndex {
           mode = excluded.mode, content_id = excluded.content_id, chunk_size = excluded.chunk_size, hashes = excluded.hashes,
           version = excluded.version, seq = excluded.seq, deleted = excluded.deleted`),
       touch: this.db.prepare('UPDATE files SET size = ?, mtime_ms = ?, ino = ? WHERE dataset = ? AND path = ?'),
-      // A path has a partial row only while it is newer than its file row (put() deletes it): the
-      // file row is then not the latest change of the path and is left out.
+      // One row per path, its latest change: a partial row exists only while it is newer than the
+      // file row (put() deletes it), and of the two the older is left out either way.
       changes: this.db.prepare(`SELECT dataset, path, size, mtime_ms, mode, content_id, chunk_size, version, seq, deleted, 0 AS partial, NULL AS have
           FROM files AS f WHERE seq > ? AND NOT EXISTS (SELECT 1 FROM partials AS p WHERE p.dataset = f.dataset AND p.path = f.path AND p.seq > f.seq)
         UNION ALL
-        SELECT dataset, path, size, mtime_ms, mode, content_id, chunk_size, version, seq, 0 AS deleted, 1 AS partial, have FROM partials WHERE seq > ?
+        SELECT dataset, path, size, mtime_ms, mode, content_id, chunk_size, version, seq, 0 AS deleted, 1 AS partial, have
+          FROM partials AS p WHERE seq > ? AND NOT EXISTS (SELECT 1 FROM files AS f WHERE f.dataset = p.dataset AND f.path = p.path AND f.seq > p.seq)
         ORDER BY seq LIMIT ?`),
       byContent: this.db.prepare('SELECT * FROM files WHERE content_id = ? AND deleted = 0 LIMIT 1'),
       dataset: this.db.prepare('SELECT * FROM files WHERE dataset = ?'),
