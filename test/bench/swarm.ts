@@ -179,7 +179,9 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
       state: transfers[j]?.state,
       seconds: round(((transfers[j]?.endedAt ?? NaN) - (transfers[j]?.startedAt ?? NaN)) / 1000, 3),
       chunksBy: receivedLog(r)?.chunksBy,
-      stripes: receivedLog(r)?.stripes
+      stripes: receivedLog(r)?.stripes,
+      failedRequests: receivedLog(r)?.failedRequests,
+      stripeChanges: stripeChanges(r, names)
     }])),
     leader: {
       bytesServed: served[0],
@@ -219,8 +221,21 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
   }
 }
 
+/** A receiver's 'stripe owners changed' log lines (at --log-level info): when, and which targets it found not live. */
+function stripeChanges (agent: BenchAgent, names: Map<string, string>): Array<{ atMs: number, dead: string[] }> {
+  const out: Array<{ atMs: number, dead: string[] }> = []
+  for (const line of (agent.proc?.stderr ?? '').split('\n')) {
+    if (!line.includes('"stripe owners changed"')) continue
+    try {
+      const entry = JSON.parse(line)
+      out.push({ atMs: entry.atMs, dead: (entry.dead ?? []).map((id: string) => names.get(id) ?? id) })
+    } catch {}
+  }
+  return out
+}
+
 /** The receiver's 'file received' log line (at --log-level info): how its chunks were chosen. */
-function receivedLog (agent: BenchAgent): { chunksBy?: Record<string, number>, stripes?: Record<string, number> } | undefined {
+function receivedLog (agent: BenchAgent): { chunksBy?: Record<string, number>, stripes?: Record<string, number>, failedRequests?: Record<string, number> } | undefined {
   for (const line of (agent.proc?.stderr ?? '').split('\n')) {
     if (!line.includes('"file received"')) continue
     try {

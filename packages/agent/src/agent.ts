@@ -219,7 +219,7 @@ export class Agent {
       client,
       selfId,
       limits: { downloadRate: config.limits.downloadRate, perPeerDownloadRate: config.limits.perPeerDownloadRate },
-      log: (msg, fields) => this.log.warn(msg, fields)
+      log: (msg, fields, level) => level === 'info' ? this.log.info(msg, fields) : this.log.warn(msg, fields)
     })
     this.engine = engine
 

@@ -25,6 +25,8 @@ export interface Order {
   priority: Priority
   deadlineMs: number
   issuer: string
+  /** Every node the order names (this one included): they share the seeds' upload by fixed stripes. */
+  targets?: string[]
 }
 
 export interface DirectivesInit {
@@ -99,7 +101,7 @@ export class Directives {
     if (!d.targets.includes(this.init.node.peerId.toString())) return
     const order: Order = {
       id: d.id, dataset: d.dataset, path: d.path, contentId: d.contentId, version: d.version,
-      priority: d.priority as Priority, deadlineMs: d.deadlineMs, issuer
+      priority: d.priority as Priority, deadlineMs: d.deadlineMs, issuer, targets: d.targets
     }
     this.received.push(order)
     if (this.received.length > MAX_REMEMBERED) this.received.shift()

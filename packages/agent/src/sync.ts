@@ -238,6 +238,8 @@ export class Sync {
     const target = join(root, ...path.split('/'))
     const { index } = this.init
     const earlier = index.getPartial(dataset, path)
+    const order = this.orders.get(key)
+    const receivers = order?.targets != null && Buffer.compare(order.contentId, entry.contentId) === 0 ? order.targets : undefined
     const resume = earlier != null && earlier.version === entry.version && Buffer.compare(earlier.contentId, entry.contentId) === 0 ? earlier.have : undefined
     try {
       await this.refuseUnindexedLocalFile(dataset, path, target)
@@ -255,6 +257,7 @@ export class Sync {
           return this.init.cluster.sourcesOf(dataset, path, entry.contentId).filter(s => s.peerId !== this.init.selfId &&
             (s.have == null || now - (this.init.cluster.node(s.peerId)?.lastHeard ?? 0) < this.init.receiverSilentMs))
         },
+        receivers,
         resume,
         // Directories are made only once a source proved it has the file (its hash list checked).
         prepare: async () => await this.prepareParent(root, path),
@@ -274,7 +277,7 @@ export class Sync {
       this.retry.delete(key)
       this.orders.delete(key)
       this.init.onTransfer?.({ type: 'transfer.completed', time: Date.now(), dataset, path, version: entry.version, bytes: result.bytes })
-      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length, chunksBy: result.chunksBy, stripes: result.stripes })
+      this.init.log.info('file received', { dataset, path, bytes: result.bytes, peers: Object.keys(result.fromPeers).length, chunksBy: result.chunksBy, stripes: result.stripes, failedRequests: result.failedRequests })
     } catch (err: any) {
       Object.assign(record, { state: 'failed', error: err.message, endedAt: Date.now() })
       const delay = Math.min(60_000, (this.retry.get(key)?.delay ?? 1000) * 2)

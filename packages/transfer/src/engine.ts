@@ -5,11 +5,11 @@ import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@
 import { Bitfield } from './bitfield.js'
 import {
   CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, STRIPE_BLOCK_BYTES, REQUEST_TARGET_MS, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
-  REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS
+  REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS, FIXED_STRIPE_HELP_IDLE_MS, CHUNK_FRAME_TIMEOUT_MS, IN_FLIGHT_TARGET_MS
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
-import { pickChunks, pickFromSeed, pickHelp, type Stripe } from './picker.js'
+import { liveRanks, pickChunks, pickFromSeed, pickHelp, type Stripe } from './picker.js'
 import { PriorityLimiter, type Priority } from './priority.js'
 import { TokenBucket, sleep } from './token-bucket.js'
 import type { ChunkClient, HashList } from './client.js'
@@ -32,6 +32,12 @@ export interface DownloadRequest {
   priority: Priority
   /** The current sources (asked again during the download: receivers gain chunks). */
   sources: () => Source[]
+  /**
+   * The nodes a leader ordered to receive this file together with this one (its directive's
+   * targets). With them the stripes are fixed from the start instead of discovered: every target
+   * owns the blocks of its rank among them, announced yet or not, for as long as it is live.
+   */
+  receivers?: string[]
   /** Called once the hash list is verified, before the partial file is opened (e.g. to create directories). */
   prepare?: () => Promise<void>
   /** A bitfield persisted by an earlier run: those chunks of the partial file are verified again and kept. */
@@ -65,6 +71,8 @@ export interface DownloadResult {
    * nothing else to fetch), `endgame` (raced at the end).
    */
   chunksBy: { stripe: number, rarest: number, help: number, endgame: number }
+  /** Requests that ended without all their chunks, by cause (`timeout`, `busy`, `notFound`, `corrupt`, `error`, `cancelled`: every chunk arrived from elsewhere). */
+  failedRequests: Record<string, number>
   /** When this node first shared the seeds with other receivers (ms after the start), with how many (fewest, most), and how often its stripe changed. */
   stripes?: { firstAtMs: number, maxReceivers: number, minReceivers: number, changes: number }
 }
@@ -81,7 +89,7 @@ export interface EngineInit {
   requestsPerPeer?: number
   /** This node's peer id: with it, receivers of the same file share the seeds' upload by stripes. */
   selfId?: string
-  log?: (msg: string, fields?: Record<string, unknown>) => void
+  log?: (msg: string, fields?: Record<string, unknown>, level?: 'info' | 'warn') => void
 }
 
 /** The partial file of a download, beside its target (the scanner ignores the suffix). */
@@ -218,6 +226,10 @@ class Download {
   private heldByReceivers: Uint16Array
   /** This node's share of what the seeds send, while other nodes receive the same file. */
   private stripe?: Stripe
+  /** With a fixed set of receivers (a directive's targets, this node included): their ranks, by peer id. */
+  private readonly members?: Map<string, number>
+  /** Since when this download has had nothing in flight (undefined: it has). */
+  private idleSince?: number
   /** Other receivers of this file: the chunks each last advertised, and when that count last grew. */
   private readonly receiverProgress = new Map<string, { count: number, grewAt: number }>()
   private sources: Array<{ peerId: string, has?: Bitfield }> = []
@@ -228,11 +240,13 @@ class Download {
   /** Chunks held at the last checkpoint: one that would add none is skipped (each is an announcement to every node). */
   private checkpointed = -1
   private lastError?: Error
+  /** The periodic checkpoint in progress, if any. */
+  private syncing?: Promise<void>
   /** A local failure (disk full, I/O error): the download stops, whoever the peer. */
   private fatal?: Error
   private handle?: FileHandle
   private readonly wake: { notify: () => void, wait: (ms: number) => Promise<void> }
-  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0, chunksBy: { stripe: 0, rarest: 0, help: 0, endgame: 0 } }
+  readonly result: DownloadResult = { bytes: 0, chunks: 0, resumedChunks: 0, fromPeers: {}, duplicateChunks: 0, chunksBy: { stripe: 0, rarest: 0, help: 0, endgame: 0 }, failedRequests: {} }
   /** Whether a failed download should delete its partial file (data that cannot be trusted). */
   discardPartial = false
 
@@ -243,7 +257,7 @@ class Download {
     private readonly list: HashList,
     private readonly requestsPerPeer: number,
     private readonly stats: EngineStats,
-    private readonly log?: (msg: string, fields?: Record<string, unknown>) => void,
+    private readonly log?: (msg: string, fields?: Record<string, unknown>, level?: 'info' | 'warn') => void,
     private readonly selfId?: string
   ) {
     this.count = Math.ceil(request.size / request.chunkSize)
@@ -253,6 +267,10 @@ class Download {
     this.offset = this.count === 0 ? 0 : Math.floor(Math.random() * this.count)
     this.chunksPerRequest = Math.max(1, Math.min(MAX_CHUNKS_PER_REQUEST, Math.floor(MAX_REQUEST_BYTES / request.chunkSize)))
     this.chunksPerBlock = Math.max(1, Math.min(this.chunksPerRequest, Math.floor(STRIPE_BLOCK_BYTES / request.chunkSize)))
+    if (selfId != null && request.receivers != null) {
+      const members = [...new Set([...request.receivers, selfId])].sort()
+      if (members.length > 1) this.members = new Map(members.map((id, rank) => [id, rank]))
+    }
     let resolve: (() => void) | undefined
     this.wake = {
       notify: () => { resolve?.(); resolve = undefined },
@@ -302,6 +320,8 @@ class Download {
     this.availability = new Uint16Array(this.count)
     this.heldByReceivers = new Uint16Array(this.count)
     const receivers = new Set<string>()
+    /** Members (fixed stripes) seen live now: complete holders, and receivers that progress. */
+    const liveMembers = new Set<string>()
     for (const source of this.request.sources()) {
       let has: Bitfield | undefined
       if (source.have != null) {
@@ -322,15 +342,32 @@ class Download {
         const live = now - (this.receiverProgress.get(source.peerId)?.grewAt ?? 0) < RECEIVER_STALL_MS &&
           this.engine.peers.get(source.peerId).breaker.state !== 'open'
         if (live) receivers.add(source.peerId)
+        if (live && this.members?.has(source.peerId) === true) liveMembers.add(source.peerId)
         if (has.count === 0) continue
         if (live) for (let i = 0; i < this.count; i++) if (has.has(i)) this.heldByReceivers[i]++
+      }
+      else if (this.members?.has(source.peerId) === true) {
+        // A member that completed the file holds every block: no seed is asked for what it can pass on.
+        liveMembers.add(source.peerId)
+        for (let i = 0; i < this.count; i++) this.heldByReceivers[i]++
       }
       this.sources.push({ peerId: source.peerId, has })
       for (let i = 0; i < this.count; i++) if (has == null || has.has(i)) this.availability[i]++
     }
     const previous = this.stripe
     this.stripe = undefined
-    if (this.selfId != null && receivers.size > 0) {
+    if (this.members != null && this.selfId != null) {
+      this.stripe = this.fixedStripe(this.members, this.selfId, liveMembers, now)
+      const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: this.members.size, changes: 0 }
+      const live = this.stripe.live?.ranks.length ?? this.members.size
+      stats.maxReceivers = Math.max(stats.maxReceivers, live)
+      stats.minReceivers = Math.min(stats.minReceivers, live)
+      if (previous != null && (previous.live?.ranks.join() ?? '') !== (this.stripe.live?.ranks.join() ?? '')) {
+        stats.changes++
+        const dead = [...this.members.keys()].filter((_, rank) => this.stripe?.live != null && this.stripe.live.alive[rank] === 0)
+        this.log?.('stripe owners changed', { target: this.request.target, live, of: this.members.size, dead, atMs: now - this.startedAt }, 'info')
+      }
+    } else if (this.selfId != null && receivers.size > 0) {
       receivers.add(this.selfId)
       const sorted = [...receivers].sort()
       this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerBlock }
@@ -339,6 +376,24 @@ class Download {
       stats.minReceivers = Math.min(stats.minReceivers, sorted.length)
       if (previous != null && (previous.of !== this.stripe.of || previous.rank !== this.stripe.rank)) stats.changes++
     }
+  }
+
+  /**
+   * The stripes of a fixed set of receivers. A member is live while it is a complete holder, or a
+   * receiver whose chunks keep growing (and whose circuit is closed); one not seen yet is given
+   * RECEIVER_STALL_MS from this download's start to announce itself (it may be queued behind
+   * other downloads); one seen before and no longer offered (silent, or its download failed) is
+   * not. The blocks of members not live go to the live ones in turn (`stripeOwner`).
+   */
+  private fixedStripe (members: Map<string, number>, selfId: string, liveMembers: Set<string>, now: number): Stripe {
+    const alive: boolean[] = []
+    for (const [peerId] of members) {
+      alive.push(peerId === selfId || liveMembers.has(peerId) ||
+        (!this.receiverProgress.has(peerId) && now - this.startedAt < RECEIVER_STALL_MS && this.engine.peers.get(peerId).breaker.state !== 'open'))
+    }
+    const stripe: Stripe = { rank: members.get(selfId) as number, of: members.size, block: this.chunksPerBlock }
+    if (alive.some(a => !a)) stripe.live = liveRanks(alive)
+    return stripe
   }
 
   private usable (peer: PeerState, now: number): boolean {
@@ -352,6 +407,8 @@ class Download {
       return await this.loop(handle)
     } finally {
       for (const r of this.running) r.controller.abort(new Error('download ended'))
+      // The caller closes the file next: no sync may still be using it.
+      await this.syncing
     }
   }
 
@@ -376,7 +433,7 @@ class Download {
         throw new NoHoldersError(`no peer holds ${this.request.target} any more${this.lastError != null ? ` (last error: ${this.lastError.message})` : ''}`)
       }
       await this.wake.wait(this.running.size === 0 ? 200 : SOURCES_REFRESH_MS)
-      await this.checkpoint(handle, false)
+      void this.checkpoint(handle, false)
     }
     for (const r of this.running) r.controller.abort(new Error('download complete'))
     await Promise.allSettled([...this.running].map(async r => await r.done))
@@ -385,14 +442,34 @@ class Download {
     return this.result
   }
 
+  /**
+   * Makes the chunks held so far durable, then reports them (persisted for resume, advertised to
+   * peers). What is reported is what was held when the sync began. A forced checkpoint (start,
+   * end) is awaited; a periodic one runs beside the scheduling loop, one at a time: a sync can
+   * take seconds while the disk writes back other files, and the loop must go on asking for
+   * chunks meanwhile.
+   */
   private async checkpoint (handle: FileHandle, force: boolean): Promise<void> {
     if (this.request.onCheckpoint == null) return
+    if (force) await this.syncing
+    else if (this.syncing != null) return
     const now = Date.now()
     if (!force && (now - this.lastCheckpoint < CHECKPOINT_INTERVAL_MS || this.have.count === this.checkpointed)) return
     this.lastCheckpoint = now
     this.checkpointed = this.have.count
-    await handle.datasync()
-    this.request.onCheckpoint(this.have, this.list.hashes)
+    const held = new Bitfield(this.count, this.have.bytes)
+    const sync = handle.datasync().then(() => {
+      if (!this.request.signal.aborted) this.request.onCheckpoint?.(held, this.list.hashes)
+    }, (err: any) => {
+      this.fatal ??= new LocalWriteError(`cannot sync ${this.request.target}: ${err.code ?? err.message}`)
+      this.wake.notify()
+    }).finally(() => { this.syncing = undefined })
+    if (force) {
+      await sync
+      if (this.fatal != null) throw this.fatal
+    } else {
+      this.syncing = sync
+    }
   }
 
   /** Starts requests on every usable source until each has its share in flight. */
@@ -418,17 +495,25 @@ class Download {
     // invisible to the others, so a shorter pipeline keeps them from asking for the same chunks.
     const perRequest = this.stripe != null || discovering ? this.chunksPerBlock : this.chunksPerRequest
     let idle = this.running.size === 0
+    if (!idle) this.idleSince = undefined
+    else this.idleSince ??= now
+    // With fixed stripes every block has a live owner fetching it: help only once this node has
+    // had nothing to do for a while (an owner that cannot reach the seeds, say).
+    const mayHelp = idle && (this.members == null || now - (this.idleSince ?? now) >= FIXED_STRIPE_HELP_IDLE_MS)
     for (const source of pool) {
       const overloaded = source.peer.load === 'overloaded'
       // Unknown peers start with one block; measured ones get about a second of their throughput.
       const forPeer = Math.max(this.chunksPerBlock, Math.min(perRequest, Math.floor(source.peer.throughput * REQUEST_TARGET_MS / 1000 / this.request.chunkSize)))
-      const limit = source.peer.load !== 'ok' || (discovering && source.has == null) ? 1 : this.requestsPerPeer
+      const byRate = source.peer.throughput === 0 ? 1 : Math.ceil(source.peer.throughput * IN_FLIGHT_TARGET_MS / 1000 / (forPeer * this.request.chunkSize))
+      const limit = source.peer.load !== 'ok' || (discovering && source.has == null) ? 1 : Math.max(1, Math.min(this.requestsPerPeer, byRate))
       let mine = 0
       for (const r of this.running) if (r.peerId === source.peerId) mine++
       while (mine < limit) {
         // While other nodes receive the file too, a seed is asked only for this node's stripe
         // (and in end game): anything else it sent would be a chunk another receiver also gets.
-        const striped = source.has == null && this.stripe != null && !endgame
+        // A member of fixed stripes that completed the file is not such a seed: its upload is
+        // there to pass on what it received, and it is asked for anything, rarest first.
+        const striped = source.has == null && this.stripe != null && !endgame && this.members?.has(source.peerId) !== true
         let chunks = striped
           ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: forPeer })
           : pickChunks({
@@ -444,9 +529,9 @@ class Download {
         if (overloaded) chunks = chunks.filter(i => !elsewhere(i))
         // A seed's upload is what every receiver shares: in end game it races only chunks that no
         // other receiver holds (those are raced on the receivers that hold them).
-        if (endgame && source.has == null && this.stripe != null) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
+        if (endgame && source.has == null && this.stripe != null && this.members?.has(source.peerId) !== true) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
         let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
-        if (chunks.length === 0 && striped && idle) {
+        if (chunks.length === 0 && striped && idle && mayHelp) {
           chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: forPeer })
           kind = 'help'
         }
@@ -477,7 +562,15 @@ class Download {
 
   private async fetch (peer: PeerState, running: Running): Promise<void> {
     const { request } = this
-    const signal = AbortSignal.any([request.signal, running.controller.signal, AbortSignal.timeout(CHUNK_REQUEST_TIMEOUT_MS)])
+    // A deadline for the whole request, and one for each frame: a peer that stops sending is left
+    // long before a large request on a slow, shared link would reach its deadline.
+    const silence = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const awaitFrame = (): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => silence.abort(new DOMException(`no chunk from ${peer.peerId} for ${CHUNK_FRAME_TIMEOUT_MS / 1000} s`, 'TimeoutError')), CHUNK_FRAME_TIMEOUT_MS)
+    }
+    const signal = AbortSignal.any([request.signal, running.controller.signal, silence.signal, AbortSignal.timeout(CHUNK_REQUEST_TIMEOUT_MS)])
     const bytes = running.chunks.reduce((sum, i) => sum + chunkLength(request.size, request.chunkSize, i), 0)
     peer.inFlight++
     try {
@@ -485,7 +578,9 @@ class Download {
       await peer.bucket.take(bytes, signal)
       const started = Date.now()
       let received = 0
+      awaitFrame()
       for await (const frame of this.client.chunks(peer.peerId, request.contentId, running.chunks, signal)) {
+        awaitFrame()
         const expected = chunkLength(request.size, request.chunkSize, frame.index)
         if (frame.data.length !== expected || Buffer.compare(sha256(frame.data), chunkHashAt(this.list.hashes, frame.index)) !== 0) {
           this.stats.chunksFailed++
@@ -520,8 +615,13 @@ class Download {
       peer.recordThroughput(received, Date.now() - started)
       peer.breaker.success()
     } catch (err: any) {
-      if (request.signal.aborted || running.controller.signal.aborted) return
+      if (request.signal.aborted) return
+      if (running.controller.signal.aborted) {
+        if (!this.have.complete) this.countFailure('cancelled')
+        return
+      }
       this.lastError = err
+      this.countFailure(err instanceof BusyError ? 'busy' : err instanceof NotFoundError ? 'notFound' : err instanceof CorruptChunkError ? 'corrupt' : err?.name === 'TimeoutError' ? 'timeout' : `error:${String(err?.code ?? err?.name ?? 'unknown')}`)
       if (err instanceof BusyError) {
         peer.busyUntil = Date.now() + err.retryAfterMs
         peer.breaker.success()
@@ -536,8 +636,13 @@ class Download {
         peer.breaker.failure()
       }
     } finally {
+      clearTimeout(timer)
       peer.inFlight--
     }
+  }
+
+  private countFailure (cause: string): void {
+    this.result.failedRequests[cause] = (this.result.failedRequests[cause] ?? 0) + 1
   }
 
   /** End game: a request whose every chunk arrived from elsewhere is cancelled. */

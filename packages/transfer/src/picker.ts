@@ -47,11 +47,33 @@ export interface Stripe {
   of: number
   /** Chunks per block: a block (STRIPE_BLOCK_BYTES) is the unit a stripe is made of. */
   block: number
+  /**
+   * With a fixed set of receivers (a leader's directive names them): the ranks still live, in
+   * order. A block whose owner is not live goes to the live ranks in turn, so that every node
+   * that agrees on who is live agrees on the new owner. Undefined: every rank is live.
+   */
+  live?: LiveRanks
+}
+
+/** The live ranks of a stripe, in order, and a flag per rank. */
+export interface LiveRanks {
+  ranks: number[]
+  alive: Uint8Array
+}
+
+export function liveRanks (alive: boolean[]): LiveRanks {
+  const ranks: number[] = []
+  alive.forEach((a, rank) => { if (a) ranks.push(rank) })
+  return { ranks, alive: Uint8Array.from(alive, a => a ? 1 : 0) }
 }
 
 /** The receiver that owns a chunk when `of` receivers share its file. */
 export function stripeOwner (chunk: number, stripe: Stripe): number {
-  return Math.floor(chunk / stripe.block) % stripe.of
+  const block = Math.floor(chunk / stripe.block)
+  const owner = block % stripe.of
+  const { live } = stripe
+  if (live == null || live.ranks.length === 0 || live.alive[owner] === 1) return owner
+  return live.ranks[Math.floor(block / stripe.of) % live.ranks.length]
 }
 
 export interface SeedPickInput {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, pickChunks, pickFromSeed, pickHelp, stripeOwner } from '../src/index.js'
+import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, liveRanks, pickChunks, pickFromSeed, pickHelp, stripeOwner } from '../src/index.js'
 
 describe('Bitfield', () => {
   it('sets, clears and counts bits, and round-trips through bytes', () => {
@@ -185,6 +185,36 @@ describe('pickFromSeed', () => {
     const count = 8
     const held = none(count).fill(1)
     expect(pickFromSeed({ count, have: new Bitfield(count), inFlight: new Map(), heldByReceivers: held, stripe: { rank: 1, of: 2, block: 2 }, max: 2 })).toEqual([])
+  })
+})
+
+describe('stripeOwner with members not live', () => {
+  it('hands the blocks of ranks not live to the live ones in turn: every live rank agrees, the stripes stay disjoint and cover the file', () => {
+    const count = 120
+    const block = 2
+    const of = 5
+    const live = liveRanks([true, false, true, true, false])
+    const owners = new Map<number, number>()
+    for (const rank of live.ranks) {
+      const inFlight = new Map<number, number>()
+      for (;;) {
+        const picked = pickFromSeed({ count, have: new Bitfield(count), inFlight, heldByReceivers: new Uint16Array(count), stripe: { rank, of, block, live }, max: block })
+        if (picked.length === 0) break
+        for (const i of picked) {
+          expect(owners.has(i)).toBe(false)
+          owners.set(i, rank)
+          inFlight.set(i, 1)
+        }
+      }
+    }
+    expect(owners.size).toBe(count)
+    // A live rank keeps its own blocks; a dead rank's blocks are shared among the live ones.
+    expect(stripeOwner(0, { rank: 0, of, block, live })).toBe(0)
+    expect(stripeOwner(2, { rank: 0, of, block, live })).toBe(0)
+    const orphaned = [...owners].filter(([i]) => [1, 4].includes(Math.floor(i / block) % of)).map(([, rank]) => rank)
+    expect(new Set(orphaned)).toEqual(new Set([0, 2, 3]))
+    // Every rank live: the plain stripes.
+    expect(stripeOwner(2, { rank: 0, of, block, live: liveRanks([true, true, true, true, true]) })).toBe(1)
   })
 })
 

@@ -44,11 +44,11 @@ describe('TransferEngine with several receivers of one file', () => {
   const data = randomBytes(64 * chunkSize)
   const { contentId, hashes } = hashBytes(data, chunkSize)
 
-  async function download (net: FakeNetwork, selfId: string, sources: () => Source[]): Promise<Record<string, number>> {
+  async function download (net: FakeNetwork, selfId: string, sources: () => Source[], receivers?: string[]): Promise<Record<string, number>> {
     const engine = new TransferEngine({ client: net.client(), selfId })
     const target = join(dir, `${selfId}.bin`)
     const result = await engine.download({
-      target, contentId, size: data.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal', sources,
+      target, contentId, size: data.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal', sources, receivers,
       commit: async (partial) => { await rename(partial, target) },
       signal: AbortSignal.timeout(30_000)
     })
@@ -92,5 +92,35 @@ describe('TransferEngine with several receivers of one file', () => {
     for (let i = 0; i < 64; i++) if (Math.floor(i / 8) % 2 === 1) ghost.set(i)
     await download(net, 'self', () => [{ peerId: 'seed' }, { peerId: 'ghost', have: Uint8Array.from(ghost.bytes) }])
     expect(new Set(net.asked.get('seed')).size).toBe(64)
+  })
+
+  it('with the receivers named by a directive, fixes the stripes at once: nothing outside its own stripe from the seed while the owners are live', async () => {
+    const net = new FakeNetwork(data, chunkSize, hashes)
+    // Three targets r1 < r2 < r3 own blocks 0,3,6 / 1,4,7 / 2,5. r2 holds its blocks; r3 has not
+    // announced itself yet (it is given time to), so nobody takes its blocks from the seed until
+    // r1 had nothing else to do for a while.
+    const other = new Bitfield(64)
+    for (let i = 0; i < 64; i++) if (Math.floor(i / 8) % 3 === 1) other.set(i)
+    const started = Date.now()
+    const chunksBy = await download(net, 'r1', () => [{ peerId: 'seed' }, { peerId: 'r2', have: Uint8Array.from(other.bytes) }], ['r2', 'r3', 'r1'])
+    const block = (i: number): number => Math.floor(i / 8)
+    const fromSeed = net.asked.get('seed') ?? []
+    expect(fromSeed.filter(i => block(i) % 3 === 1)).toEqual([])
+    expect(chunksBy.stripe).toBe(24)
+    expect(new Set(net.asked.get('r2')).size).toBe(24)
+    // r3's two blocks: helped (or raced at the end), only after the idle wait.
+    expect(chunksBy.help + chunksBy.endgame).toBe(16)
+    expect(new Set(fromSeed.filter(i => block(i) % 3 === 2)).size).toBe(16)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000)
+  })
+
+  it('asks a target that completed the file for anything, and never the seed for that target\'s stripe', async () => {
+    const net = new FakeNetwork(data, chunkSize, hashes)
+    // r2 is a target that already holds the whole file: it owns the odd blocks and serves them.
+    const chunksBy = await download(net, 'r1', () => [{ peerId: 'seed' }, { peerId: 'r2' }], ['r1', 'r2'])
+    const fromSeed = net.asked.get('seed') ?? []
+    expect(fromSeed.filter(i => Math.floor(i / 8) % 2 === 1)).toEqual([])
+    expect(new Set(net.asked.get('r2')).size).toBeGreaterThanOrEqual(32)
+    expect(chunksBy.help).toBe(0)
   })
 })
