@@ -64,11 +64,6 @@ export const RECEIVER_STALL_MS = 30_000
  * announces itself at once) before they fill the seeds' links with chunks outside their stripes.
  */
 export const STRIPE_DISCOVERY_MS = 500
-/**
- * With fixed stripes (a directive names the receivers), a receiver helps fetch blocks of other
- * stripes from a seed only after it had nothing in flight for this long.
- */
-export const FIXED_STRIPE_HELP_IDLE_MS = 2_000
 /** A source that answered NOT_FOUND is left alone this long. */
 export const NOT_FOUND_BACKOFF_MS = 5_000
 /** Weight of the newest sample in a peer's throughput average. */

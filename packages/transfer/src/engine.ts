@@ -5,7 +5,7 @@ import { chunkHashAt, contentIdOf, chunkLength, sha256, PARTIAL_SUFFIX } from '@
 import { Bitfield } from './bitfield.js'
 import {
   CHECKPOINT_INTERVAL_MS, CHUNK_REQUEST_TIMEOUT_MS, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, STRIPE_BLOCK_BYTES, REQUEST_TARGET_MS, NOT_FOUND_BACKOFF_MS, RECEIVER_STALL_MS, STRIPE_DISCOVERY_MS,
-  REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS, FIXED_STRIPE_HELP_IDLE_MS, CHUNK_FRAME_TIMEOUT_MS, IN_FLIGHT_TARGET_MS
+  REQUESTS_IN_FLIGHT_PER_PEER, SOURCES_REFRESH_MS, STALL_TIMEOUT_MS, CHUNK_FRAME_TIMEOUT_MS, IN_FLIGHT_TARGET_MS
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
@@ -228,8 +228,6 @@ class Download {
   private stripe?: Stripe
   /** With a fixed set of receivers (a directive's targets, this node included): their ranks, by peer id. */
   private readonly members?: Map<string, number>
-  /** Since when this download has had nothing in flight (undefined: it has). */
-  private idleSince?: number
   /** Other receivers of this file: the chunks each last advertised, and when that count last grew. */
   private readonly receiverProgress = new Map<string, { count: number, grewAt: number }>()
   private sources: Array<{ peerId: string, has?: Bitfield }> = []
@@ -495,11 +493,12 @@ class Download {
     // invisible to the others, so a shorter pipeline keeps them from asking for the same chunks.
     const perRequest = this.stripe != null || discovering ? this.chunksPerBlock : this.chunksPerRequest
     let idle = this.running.size === 0
-    if (!idle) this.idleSince = undefined
-    else this.idleSince ??= now
-    // With fixed stripes every block has a live owner fetching it: help only once this node has
-    // had nothing to do for a while (an owner that cannot reach the seeds, say).
-    const mayHelp = idle && (this.members == null || now - (this.idleSince ?? now) >= FIXED_STRIPE_HELP_IDLE_MS)
+    // With fixed stripes, a receiver whose own stripe is all held or requested helps at once, one
+    // request at a time, from the far end of the file: owners walk their stripes from the start
+    // at different paces, and the seeds' upload would otherwise wait at the end for the slowest.
+    // With discovered stripes it helps only when it has nothing else to do (receivers may not
+    // agree yet on who owns what).
+    let seedWork = [...this.running].some(r => r.kind === 'stripe' || r.kind === 'help')
     for (const source of pool) {
       const overloaded = source.peer.load === 'overloaded'
       // Unknown peers start with one block; measured ones get about a second of their throughput.
@@ -531,7 +530,7 @@ class Download {
         // other receiver holds (those are raced on the receivers that hold them).
         if (endgame && source.has == null && this.stripe != null && this.members?.has(source.peerId) !== true) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
         let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
-        if (chunks.length === 0 && striped && idle && mayHelp) {
+        if (chunks.length === 0 && striped && (this.members != null ? !seedWork : idle)) {
           chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: forPeer })
           kind = 'help'
         }
@@ -539,6 +538,7 @@ class Download {
         if (!source.peer.breaker.allow()) break
         this.start(source.peer, chunks, kind)
         idle = false
+        if (kind === 'stripe' || kind === 'help') seedWork = true
         mine++
       }
     }
