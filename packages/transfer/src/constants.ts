@@ -22,7 +22,7 @@ export const CHUNK_FRAME_TIMEOUT_MS = 20_000
  * passed on. Measured at N = 8 with 25 Mbit/s links: four requests per peer took a seed's first
  * chunks 15 s to arrive, and requests ran past their deadline.
  */
-export const IN_FLIGHT_TARGET_MS = 2_000
+export const IN_FLIGHT_TARGET_MS = 3_000
 /**
  * Bytes asked for in one chunk request (at least one chunk whatever its size). Each request is a
  * new stream whose Yamux window starts at 256 KiB and grows while it runs: larger requests spend
