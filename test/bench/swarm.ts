@@ -5,9 +5,10 @@
  *
  *   npx node test/bench/swarm.ts [--nodes 4,8] [--file-mib 256] [--rate-mbit 0] [--timeout-s 900]
  *
- * --rate-mbit 0 (the default) picks B per N: 100 Mbit/s up to 4 nodes, 25 up to 8, 12 above. On
- * two cores the agents' CPU, not the link, binds above that (measured at N = 8: at 50 Mbit/s the
- * machine was 98-99 % busy and the leader's link 57-66 % used; at 25 Mbit/s 93 % used; see
+ * --rate-mbit 0 (the default) picks B per N: 50 Mbit/s up to 4 nodes, 25 up to 8, 12 above. On
+ * two cores the agents' CPU, not the link, binds above that (measured: N = 4 at 100 Mbit/s, the
+ * machine 91-94 % busy and the leader's link 79-85 % used, at 50 Mbit/s 95 % used; N = 8 at
+ * 50 Mbit/s, 98-99 % busy and 57-66 % used, at 25 Mbit/s 93 % used; see
  * README-transfer.md); the JSON reports the CPU of the agents and of everything else on the
  * machine, and the leader's link utilisation, so this can be checked.
  * Prints one JSON object on stdout; progress on stderr.
@@ -51,7 +52,7 @@ function bytesFrom (status: StatusResponse, peerId: string): number {
 }
 
 async function swarm (n: number): Promise<Record<string, unknown>> {
-  const rateMbit = flags.rateMbit > 0 ? flags.rateMbit : (n <= 4 ? 100 : n <= 8 ? 25 : 12)
+  const rateMbit = flags.rateMbit > 0 ? flags.rateMbit : (n <= 4 ? 50 : n <= 8 ? 25 : 12)
   const size = flags.fileMib * MiB
   const loadStart = loadavg()
   log(`swarm N=${n}, B=${rateMbit} Mbit/s, ${flags.fileMib} MiB; load ${loadStart.join(' ')}`)

@@ -9,7 +9,7 @@ import {
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
-import { liveRanks, pickChunks, pickFromSeed, pickHelp, type Stripe } from './picker.js'
+import { liveRanks, pickChunks, pickFixedHelp, pickFromSeed, pickHelp, type Stripe } from './picker.js'
 import { PriorityLimiter, type Priority } from './priority.js'
 import { TokenBucket, sleep } from './token-bucket.js'
 import type { ChunkClient, HashList } from './client.js'
@@ -228,6 +228,8 @@ class Download {
   private stripe?: Stripe
   /** With a fixed set of receivers (a directive's targets, this node included): their ranks, by peer id. */
   private readonly members?: Map<string, number>
+  /** Per rank of the fixed stripes: chunks of its own stripe that member holds. */
+  private ownerHeld: Uint32Array = new Uint32Array(0)
   /** Other receivers of this file: the chunks each last advertised, and when that count last grew. */
   private readonly receiverProgress = new Map<string, { count: number, grewAt: number }>()
   private sources: Array<{ peerId: string, has?: Bitfield }> = []
@@ -356,6 +358,7 @@ class Download {
     this.stripe = undefined
     if (this.members != null && this.selfId != null) {
       this.stripe = this.fixedStripe(this.members, this.selfId, liveMembers, now)
+      this.ownerHeld = this.countOwnerHeld(this.members, this.stripe)
       const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: this.members.size, changes: 0 }
       const live = this.stripe.live?.ranks.length ?? this.members.size
       stats.maxReceivers = Math.max(stats.maxReceivers, live)
@@ -392,6 +395,21 @@ class Download {
     const stripe: Stripe = { rank: members.get(selfId) as number, of: members.size, block: this.chunksPerBlock }
     if (alive.some(a => !a)) stripe.live = liveRanks(alive)
     return stripe
+  }
+
+  /** How far each member got in its own stripe: chunks of its natural blocks it holds (all, once complete). */
+  private countOwnerHeld (members: Map<string, number>, stripe: Stripe): Uint32Array {
+    const held = new Uint32Array(members.size)
+    for (const source of this.sources) {
+      const rank = members.get(source.peerId)
+      if (rank == null) continue
+      if (source.has == null) {
+        held[rank] = this.count
+        continue
+      }
+      for (let i = 0; i < this.count; i++) if (source.has.has(i) && Math.floor(i / stripe.block) % stripe.of === rank) held[rank]++
+    }
+    return held
   }
 
   private usable (peer: PeerState, now: number): boolean {
@@ -531,7 +549,12 @@ class Download {
         if (endgame && source.has == null && this.stripe != null && this.members?.has(source.peerId) !== true) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
         let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
         if (chunks.length === 0 && striped && (this.members != null ? !seedWork : idle)) {
-          chunks = pickHelp({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: forPeer })
+          const base = { count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: forPeer }
+          chunks = this.members != null
+            ? pickFixedHelp({ ...base, stripe: this.stripe as Stripe, ownerHeld: this.ownerHeld, window: (this.requestsPerPeer + 1) * this.chunksPerBlock })
+            : pickHelp(base)
+          // Nothing another owner would not fetch soon: help as before once this node is idle.
+          if (chunks.length === 0 && this.members != null && idle && this.running.size === 0) chunks = pickHelp(base)
           kind = 'help'
         }
         if (chunks.length === 0) break

@@ -129,3 +129,38 @@ export function pickHelp (input: Omit<SeedPickInput, 'stripe'>): number[] {
   }
   return picked.sort((a, b) => a - b)
 }
+
+export interface FixedHelpInput extends SeedPickInput {
+  /** Per rank: how many chunks of its own stripe that receiver holds (as it last advertised). */
+  ownerHeld: Uint32Array
+  /** Chunks an owner may have requested beyond those it holds (its pipeline, and the advert's lag). */
+  window: number
+}
+
+/**
+ * What a receiver of fixed stripes asks a seed for once its own stripe is all held or requested:
+ * blocks of other stripes that no receiver holds, from the far end of the file, but never a
+ * block its owner has reached (the owner walks its stripe from the start and may have the next
+ * `window` chunks in flight, which no one else can see). Helpers spread over the candidate
+ * blocks by rank (the j-th candidate from the end goes to rank j modulo the receivers), so that
+ * helpers that become idle together do not all take the same last block.
+ */
+export function pickFixedHelp (input: FixedHelpInput): number[] {
+  const { count, stripe, max, ownerHeld, window } = input
+  const blocks = Math.ceil(count / stripe.block)
+  const picked: number[] = []
+  let candidate = 0
+  for (let b = blocks - 1; b >= 0 && picked.length < max; b--) {
+    const first = b * stripe.block
+    const owner = stripeOwner(first, stripe)
+    if (owner === stripe.rank) continue
+    // The owner of its natural blocks walks them in order: those within its window are its own business.
+    if (b % stripe.of === owner && Math.floor(b / stripe.of) * stripe.block < ownerHeld[owner] + window) continue
+    const chunks: number[] = []
+    for (let i = first; i < Math.min(count, first + stripe.block); i++) if (unclaimed(i, input)) chunks.push(i)
+    if (chunks.length === 0) continue
+    if (candidate++ % stripe.of !== stripe.rank) continue
+    picked.push(...chunks.slice(0, max - picked.length))
+  }
+  return picked.sort((a, b) => a - b)
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, liveRanks, pickChunks, pickFromSeed, pickHelp, stripeOwner } from '../src/index.js'
+import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, liveRanks, pickChunks, pickFixedHelp, pickFromSeed, pickHelp, stripeOwner } from '../src/index.js'
 
 describe('Bitfield', () => {
   it('sets, clears and counts bits, and round-trips through bytes', () => {
@@ -215,6 +215,42 @@ describe('stripeOwner with members not live', () => {
     expect(new Set(orphaned)).toEqual(new Set([0, 2, 3]))
     // Every rank live: the plain stripes.
     expect(stripeOwner(2, { rank: 0, of, block, live: liveRanks([true, true, true, true, true]) })).toBe(1)
+  })
+})
+
+describe('pickFixedHelp', () => {
+  // 3 receivers, blocks of 2 chunks, 24 chunks = 12 blocks; rank r owns blocks r, r+3, r+6, r+9.
+  const count = 24
+  const block = 2
+  const of = 3
+  const input = (rank: number, ownerHeld: number[], window: number): Parameters<typeof pickFixedHelp>[0] => ({
+    count, have: new Bitfield(count), inFlight: new Map(), heldByReceivers: new Uint16Array(count), max: 2,
+    stripe: { rank, of, block }, ownerHeld: Uint32Array.from(ownerHeld), window
+  })
+
+  it('never takes a block its owner has reached, and takes from the far end', () => {
+    // Rank 1 holds 2 chunks of its stripe (block 1) and may have 2 more in flight (block 4):
+    // its blocks 7 and 10 are free for helpers. Rank 2 holds 8 chunks: all its blocks are within
+    // what it holds or may have in flight.
+    const picked = pickFixedHelp(input(0, [0, 2, 8], 2))
+    expect(picked).toEqual([20, 21])
+    for (const i of picked) expect(Math.floor(i / block) % of).toBe(1)
+  })
+
+  it('spreads helpers over the candidate blocks by rank', () => {
+    // Every other receiver's stripe is free past its first block; ranks 0 and 1 as helpers take different blocks.
+    const a = pickFixedHelp(input(0, [0, 0, 0], 2))
+    const b = pickFixedHelp(input(1, [0, 0, 0], 2))
+    expect(a.length).toBe(2)
+    expect(b.length).toBe(2)
+    expect(a.some(i => b.includes(i))).toBe(false)
+    // Neither takes its own stripe.
+    expect(a.every(i => Math.floor(i / block) % of !== 0)).toBe(true)
+    expect(b.every(i => Math.floor(i / block) % of !== 1)).toBe(true)
+  })
+
+  it('takes nothing when every other owner has reached all its blocks', () => {
+    expect(pickFixedHelp(input(0, [0, 0, 0], 8))).toEqual([])
   })
 })
 
