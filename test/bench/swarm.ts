@@ -206,6 +206,8 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
       eth0TxMiB: Object.fromEntries(agents.map((a, i) => [a.name, round((txAfter[i] - txBefore[i]) / MiB, 1)])),
       keptPerReceiverMiB: Object.fromEntries(receivers.map((r, j) => [r.name, Object.fromEntries(Object.entries(kept[j]).map(([k, v]) => [k, round(v / MiB, 1)]))])),
       busyReplies: Object.fromEntries(agents.map((a, i) => [a.name, after[i].transfer.busyReplies - before[i].transfer.busyReplies])),
+      // With DEBUG=libp2p:connection-monitor* in the environment: connections libp2p aborted because a ping timed out.
+      pingAborts: Object.fromEntries(agents.map(a => [a.name, (a.proc?.stderr ?? '').split('aborting connection due to ping failure').length - 1])),
       gossipSent: Object.fromEntries(agents.map((a, i) => [a.name, {
         announcements: after[i].gossip.announcementsSent - before[i].gossip.announcementsSent,
         heartbeats: after[i].gossip.heartbeatsSent - before[i].gossip.heartbeatsSent,

@@ -56,3 +56,8 @@ export const MAX_RETRIES = 10_000
  * offered as a source of it (nor as an owner of a stripe of the seeds' upload).
  */
 export const RECEIVER_SILENT_HEARTBEATS = 5
+/**
+ * A connection whose pings go unanswered this long is aborted (libp2p's connection monitor;
+ * its default minimum, 5 s, is shorter than a ping can wait behind chunk data on a busy link).
+ */
+export const CONNECTION_PING_TIMEOUT_MS = 15_000

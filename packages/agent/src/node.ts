@@ -5,6 +5,7 @@ import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import { privateNetwork } from './pnet.js'
 import { noiseCrypto } from './noise-crypto.js'
+import { CONNECTION_PING_TIMEOUT_MS } from './constants.js'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
@@ -46,6 +47,12 @@ export async function createNode (init: NodeInit): Promise<ShoalNode> {
     connectionProtector: privateNetwork(init.clusterKey),
     connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
+    // A ping waits behind the chunk data already queued on its connection; on a capped link that
+    // several receivers share that can take longer than libp2p's default 5 s minimum, and the
+    // monitor then aborts the connection with every request on it (N = 8 at 25 Mbit/s: 10
+    // connections aborted during one broadcast, each failing the requests in flight). A dead
+    // connection is still aborted, after 15 s without a ping answer.
+    connectionMonitor: { pingTimeout: { minTimeout: CONNECTION_PING_TIMEOUT_MS } },
     connectionManager: {
       // Many agents of a cluster can sit behind one address (tests, NAT): do not throttle them as a flood.
       inboundConnectionThreshold: 100,
