@@ -345,8 +345,7 @@ class Download {
         if (live && this.members?.has(source.peerId) === true) liveMembers.add(source.peerId)
         if (has.count === 0) continue
         if (live) for (let i = 0; i < this.count; i++) if (has.has(i)) this.heldByReceivers[i]++
-      }
-      else if (this.members?.has(source.peerId) === true) {
+      } else if (this.members?.has(source.peerId) === true) {
         // A member that completed the file holds every block: no seed is asked for what it can pass on.
         liveMembers.add(source.peerId)
         for (let i = 0; i < this.count; i++) this.heldByReceivers[i]++
