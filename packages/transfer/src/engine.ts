@@ -461,7 +461,7 @@ class Download {
    * Makes the chunks held so far durable, then reports them (persisted for resume, advertised to
    * peers). What is reported is what was held when the sync began. A forced checkpoint (start,
    * end) is awaited; a periodic one runs beside the scheduling loop, one at a time: a sync can
-   * take seconds while the disk writes back other files, and the loop must go on asking for
+   * take long while the disk writes back other files, and the loop must go on asking for
    * chunks meanwhile.
    */
   private async checkpoint (handle: FileHandle, force: boolean): Promise<void> {
