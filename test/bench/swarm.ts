@@ -225,28 +225,26 @@ async function swarm (n: number): Promise<Record<string, unknown>> {
   }
 }
 
-/** A receiver's 'stripe owners changed' log lines (at --log-level info): when, and which targets it found not live. */
-function stripeChanges (agent: BenchAgent, names: Map<string, string>): Array<{ atMs: number, dead: string[] }> {
-  const out: Array<{ atMs: number, dead: string[] }> = []
+/** An agent's JSON log lines (at --log-level info) with this message, parsed. */
+function logEntries (agent: BenchAgent, message: string): any[] {
+  const out: any[] = []
   for (const line of (agent.proc?.stderr ?? '').split('\n')) {
-    if (!line.includes('"stripe owners changed"')) continue
+    if (!line.includes(`"${message}"`)) continue
     try {
-      const entry = JSON.parse(line)
-      out.push({ atMs: entry.atMs, dead: (entry.dead ?? []).map((id: string) => names.get(id) ?? id) })
+      out.push(JSON.parse(line))
     } catch {}
   }
   return out
 }
 
-/** The receiver's 'file received' log line (at --log-level info): how its chunks were chosen. */
+/** A receiver's 'stripe owners changed' lines: when, and which targets it found not live. */
+function stripeChanges (agent: BenchAgent, names: Map<string, string>): Array<{ atMs: number, dead: string[] }> {
+  return logEntries(agent, 'stripe owners changed').map(entry => ({ atMs: entry.atMs, dead: (entry.dead ?? []).map((id: string) => names.get(id) ?? id) }))
+}
+
+/** The receiver's 'file received' line: how its chunks were chosen. */
 function receivedLog (agent: BenchAgent): { chunksBy?: Record<string, number>, stripes?: Record<string, number>, failedRequests?: Record<string, number> } | undefined {
-  for (const line of (agent.proc?.stderr ?? '').split('\n')) {
-    if (!line.includes('"file received"')) continue
-    try {
-      return JSON.parse(line)
-    } catch {}
-  }
-  return undefined
+  return logEntries(agent, 'file received')[0]
 }
 
 function stats (values: number[]): { n: number, mean: number, p50: number, p90: number, max: number } {

@@ -9,7 +9,7 @@ import {
 } from './constants.js'
 import { BusyError, CorruptChunkError, LocalWriteError, NoHoldersError, NotFoundError } from './errors.js'
 import { PeerBook, type PeerState } from './peers.js'
-import { liveRanks, pickChunks, pickFixedHelp, pickFromSeed, pickHelp, type Stripe } from './picker.js'
+import { liveRanks, naturalOwner, pickChunks, pickFixedHelp, pickFromSeed, pickHelp, type Stripe } from './picker.js'
 import { PriorityLimiter, type Priority } from './priority.js'
 import { TokenBucket, sleep } from './token-bucket.js'
 import type { ChunkClient, HashList } from './client.js'
@@ -342,10 +342,10 @@ class Download {
         const live = now - (this.receiverProgress.get(source.peerId)?.grewAt ?? 0) < RECEIVER_STALL_MS &&
           this.engine.peers.get(source.peerId).breaker.state !== 'open'
         if (live) receivers.add(source.peerId)
-        if (live && this.members?.has(source.peerId) === true) liveMembers.add(source.peerId)
+        if (live && this.isMember(source.peerId)) liveMembers.add(source.peerId)
         if (has.count === 0) continue
         if (live) for (let i = 0; i < this.count; i++) if (has.has(i)) this.heldByReceivers[i]++
-      } else if (this.members?.has(source.peerId) === true) {
+      } else if (this.isMember(source.peerId)) {
         // A member that completed the file holds every block: no seed is asked for what it can pass on.
         liveMembers.add(source.peerId)
         for (let i = 0; i < this.count; i++) this.heldByReceivers[i]++
@@ -358,10 +358,8 @@ class Download {
     if (this.members != null && this.selfId != null) {
       this.stripe = this.fixedStripe(this.members, this.selfId, liveMembers, now)
       this.ownerHeld = this.countOwnerHeld(this.members, this.stripe)
-      const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: this.members.size, changes: 0 }
       const live = this.stripe.live?.ranks.length ?? this.members.size
-      stats.maxReceivers = Math.max(stats.maxReceivers, live)
-      stats.minReceivers = Math.min(stats.minReceivers, live)
+      const stats = this.recordStripe(live, now)
       if (previous != null && (previous.live?.ranks.join() ?? '') !== (this.stripe.live?.ranks.join() ?? '')) {
         stats.changes++
         const dead = [...this.members.keys()].filter((_, rank) => this.stripe?.live != null && this.stripe.live.alive[rank] === 0)
@@ -371,11 +369,22 @@ class Download {
       receivers.add(this.selfId)
       const sorted = [...receivers].sort()
       this.stripe = { rank: sorted.indexOf(this.selfId), of: sorted.length, block: this.chunksPerBlock }
-      const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: sorted.length, changes: 0 }
-      stats.maxReceivers = Math.max(stats.maxReceivers, sorted.length)
-      stats.minReceivers = Math.min(stats.minReceivers, sorted.length)
+      const stats = this.recordStripe(sorted.length, now)
       if (previous != null && (previous.of !== this.stripe.of || previous.rank !== this.stripe.rank)) stats.changes++
     }
+  }
+
+  /** Whether a peer is one of the fixed set of receivers (a directive's targets). */
+  private isMember (peerId: string): boolean {
+    return this.members?.has(peerId) === true
+  }
+
+  /** Notes how many receivers share the seeds at this refresh; returns the download's stripe figures. */
+  private recordStripe (receivers: number, now: number): NonNullable<DownloadResult['stripes']> {
+    const stats = this.result.stripes ??= { firstAtMs: now - this.startedAt, maxReceivers: 0, minReceivers: receivers, changes: 0 }
+    stats.maxReceivers = Math.max(stats.maxReceivers, receivers)
+    stats.minReceivers = Math.min(stats.minReceivers, receivers)
+    return stats
   }
 
   /**
@@ -406,7 +415,7 @@ class Download {
         held[rank] = this.count
         continue
       }
-      for (let i = 0; i < this.count; i++) if (source.has.has(i) && Math.floor(i / stripe.block) % stripe.of === rank) held[rank]++
+      for (let i = 0; i < this.count; i++) if (source.has.has(i) && naturalOwner(i, stripe) === rank) held[rank]++
     }
     return held
   }
@@ -529,7 +538,7 @@ class Download {
         // (and in end game): anything else it sent would be a chunk another receiver also gets.
         // A member of fixed stripes that completed the file is not such a seed: its upload is
         // there to pass on what it received, and it is asked for anything, rarest first.
-        const striped = source.has == null && this.stripe != null && !endgame && this.members?.has(source.peerId) !== true
+        const striped = source.has == null && this.stripe != null && !endgame && !this.isMember(source.peerId)
         let chunks = striped
           ? pickFromSeed({ count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, stripe: this.stripe as Stripe, max: forPeer })
           : pickChunks({
@@ -545,7 +554,7 @@ class Download {
         if (overloaded) chunks = chunks.filter(i => !elsewhere(i))
         // A seed's upload is what every receiver shares: in end game it races only chunks that no
         // other receiver holds (those are raced on the receivers that hold them).
-        if (endgame && source.has == null && this.stripe != null && this.members?.has(source.peerId) !== true) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
+        if (endgame && source.has == null && this.stripe != null && !this.isMember(source.peerId)) chunks = chunks.filter(i => this.heldByReceivers[i] === 0)
         let kind: Running['kind'] = endgame ? 'endgame' : striped ? 'stripe' : 'rarest'
         if (chunks.length === 0 && striped && (this.members != null ? !seedWork : idle)) {
           const base = { count: this.count, have: this.have, inFlight: this.inFlight, heldByReceivers: this.heldByReceivers, max: forPeer }

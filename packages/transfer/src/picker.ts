@@ -67,10 +67,15 @@ export function liveRanks (alive: boolean[]): LiveRanks {
   return { ranks, alive: Uint8Array.from(alive, a => a ? 1 : 0) }
 }
 
+/** The rank whose stripe a chunk's block belongs to when every rank is live. */
+export function naturalOwner (chunk: number, stripe: Stripe): number {
+  return Math.floor(chunk / stripe.block) % stripe.of
+}
+
 /** The receiver that owns a chunk when `of` receivers share its file. */
 export function stripeOwner (chunk: number, stripe: Stripe): number {
   const block = Math.floor(chunk / stripe.block)
-  const owner = block % stripe.of
+  const owner = naturalOwner(chunk, stripe)
   const { live } = stripe
   if (live == null || live.ranks.length === 0 || live.alive[owner] === 1) return owner
   return live.ranks[Math.floor(block / stripe.of) % live.ranks.length]
@@ -155,7 +160,7 @@ export function pickFixedHelp (input: FixedHelpInput): number[] {
     const owner = stripeOwner(first, stripe)
     if (owner === stripe.rank) continue
     // The owner of its natural blocks walks them in order: those within its window are its own business.
-    if (b % stripe.of === owner && Math.floor(b / stripe.of) * stripe.block < ownerHeld[owner] + window) continue
+    if (naturalOwner(first, stripe) === owner && Math.floor(b / stripe.of) * stripe.block < ownerHeld[owner] + window) continue
     const chunks: number[] = []
     for (let i = first; i < Math.min(count, first + stripe.block); i++) if (unclaimed(i, input)) chunks.push(i)
     if (chunks.length === 0) continue
