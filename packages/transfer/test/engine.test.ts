@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { hashBytes } from '@shoal/manifest'
-import { Bitfield, TransferEngine, type ChunkClient, type ChunkFrame, type HashList, type Source } from '../src/index.js'
+import { Bitfield, TransferEngine, type ChunkClient, type ChunkFrame, type DownloadResult, type HashList, type Source } from '../src/index.js'
 
 /**
  * The real engine against peers simulated in this process: a seed that serves every chunk of a
@@ -13,6 +13,8 @@ import { Bitfield, TransferEngine, type ChunkClient, type ChunkFrame, type HashL
 class FakeNetwork {
   readonly asked = new Map<string, number[]>()
   readonly failing = new Set<string>()
+  /** How long each chunk takes to arrive (0: at once). */
+  delayMs = 0
 
   constructor (private readonly data: Buffer, private readonly chunkSize: number, private readonly hashes: Uint8Array) {}
 
@@ -28,6 +30,7 @@ class FakeNetwork {
         if (net.failing.has(peerId)) throw new Error(`${peerId} is unreachable`)
         net.asked.set(peerId, [...(net.asked.get(peerId) ?? []), ...indices])
         for (const index of indices) {
+          if (net.delayMs > 0) await new Promise(resolve => setTimeout(resolve, net.delayMs))
           yield { index, data: net.data.subarray(index * net.chunkSize, Math.min(net.data.length, (index + 1) * net.chunkSize)) }
         }
       }
@@ -44,7 +47,11 @@ describe('TransferEngine with several receivers of one file', () => {
   const data = randomBytes(64 * chunkSize)
   const { contentId, hashes } = hashBytes(data, chunkSize)
 
-  async function download (net: FakeNetwork, selfId: string, sources: () => Source[], receivers?: string[]): Promise<Record<string, number>> {
+  async function download (net: FakeNetwork, selfId: string, sources: () => Source[], receivers?: string[]): Promise<DownloadResult['chunksBy']> {
+    return (await downloadResult(net, selfId, sources, receivers)).chunksBy
+  }
+
+  async function downloadResult (net: FakeNetwork, selfId: string, sources: () => Source[], receivers?: string[]): Promise<DownloadResult> {
     const engine = new TransferEngine({ client: net.client(), selfId })
     const target = join(dir, `${selfId}.bin`)
     const result = await engine.download({
@@ -53,7 +60,7 @@ describe('TransferEngine with several receivers of one file', () => {
       signal: AbortSignal.timeout(30_000)
     })
     expect(Buffer.compare(await readFile(target), data)).toBe(0)
-    return result.chunksBy
+    return result
   }
 
   it('shares the seed by stripes with another receiver', async () => {
@@ -110,6 +117,25 @@ describe('TransferEngine with several receivers of one file', () => {
     // r3's two blocks: helped (or raced at the end), each fetched once.
     expect(chunksBy.help + chunksBy.endgame).toBe(16)
     expect(fromSeed.filter(i => block(i) % 3 === 2).sort((a, b) => a - b)).toEqual([...Array(16).keys()].map(k => k < 8 ? 16 + k : 40 + k - 8))
+  })
+
+  it('takes over the stripe of a target that announced itself and then went away (killed), without waiting for it', async () => {
+    const net = new FakeNetwork(data, chunkSize, hashes)
+    // Chunks take a while (the first request alone outlasts SOURCES_REFRESH_MS), so that the
+    // download looks at its sources again long before its own stripe is done.
+    net.delayMs = 50
+    // r2 is offered as a receiver holding nothing for the first two looks at the sources (the
+    // hash list, the first refresh), then no more (its record went silent): it is not live.
+    let looks = 0
+    const result = await downloadResult(net, 'r1', () => looks++ < 2 ? [{ peerId: 'seed' }, { peerId: 'r2', have: new Uint8Array(8) }] : [{ peerId: 'seed' }], ['r1', 'r2'])
+    const fromSeed = net.asked.get('seed') ?? []
+    expect(fromSeed.length).toBe(64)
+    expect(new Set(fromSeed).size).toBe(64)
+    expect(net.asked.get('r2')).toBeUndefined()
+    // r1 found r2 not live (long before the 30 s a target never seen is given) and took its
+    // blocks as its own stripe, not as help.
+    expect(result.stripes?.minReceivers).toBe(1)
+    expect(result.chunksBy.stripe + result.chunksBy.endgame).toBe(64)
   })
 
   it('asks a target that completed the file for anything, and never the seed for that target\'s stripe', async () => {
