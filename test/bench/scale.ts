@@ -48,7 +48,9 @@ const flags = parseFlags({
   heapSnapshotDir: '',
   heapSnapshotAt: 'settled',
   keep: false,
-  cpuProf: false
+  cpuProf: false,
+  /** Protocol mode: extra Node options for the agent process, space-separated (e.g. '--max-semi-space-size=16'). */
+  agentNodeArgs: ''
 })
 
 const DATASET = 'default'
@@ -122,6 +124,10 @@ function latencyFigures (latencies: number[]): Record<string, number> {
 }
 
 // ---------------------------------------------------------------- protocol mode
+
+function mib (bytes: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, Number((v / 1048576).toFixed(1))]))
+}
 
 async function parsePsk (file: string): Promise<Uint8Array> {
   const lines = (await readFile(file, 'utf8')).trim().split(/\r?\n/)
@@ -245,6 +251,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     logLevel: 'info',
     args: ['--stable-ms', '50'],
     nodeArgs: [
+      ...flags.agentNodeArgs.split(' ').filter(a => a !== ''),
       ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []),
       ...(flags.heapSnapshotDir !== '' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${flags.heapSnapshotDir}`] : [])
     ]
@@ -266,6 +273,8 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   // The scan's garbage is not the steady state: let a few GC cycles run before the baseline is taken.
   await sleep(flags.settleMs)
   const baseline = memoryMiB(agent.pid)
+  const baselineBreakdown = memoryBreakdownMiB(agent.pid)
+  const baselineHeap: Record<string, number> = (await agent.client().status()).memory
   let heapSnapshot: string | undefined
   if (flags.heapSnapshotAt === 'baseline') heapSnapshot = await takeHeapSnapshot(agent.pid)
   const self = await agent.client().status()
@@ -327,6 +336,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const viaRaw = await queryLatencies(rawWhere(agent.socket), flags.files, flags.queries, flags.warmup)
   const afterQueries = memoryMiB(agent.pid)
   const afterQueriesBreakdown = memoryBreakdownMiB(agent.pid)
+  const afterQueriesHeap: Record<string, number> = (await agent.client().status()).memory
   const clientFigures = latencyFigures(viaClient.latencies)
   return {
     mode: 'protocol: one real agent process; 15 in-process libp2p nodes serve their records over /shoal/manifest/1.0.0',
@@ -339,6 +349,8 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     timing: { writeFilesMs: writeMs, agentScanAndReadyMs: agentReadyMs, pullAllRecordsMs: buildMs },
     memoryMiB: {
       agentBaselineWithOwnRecord: baseline.rss,
+      baselineBreakdown,
+      baselineV8: mib(baselineHeap),
       rssAfterBuild: afterBuild.rss,
       rssSettled: settled.rss,
       rssSettledMin: Math.min(...rssSamples),
@@ -347,7 +359,8 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       settledBreakdown,
       afterQueriesBreakdown,
       /** The agent's own process.memoryUsage() when settled (its status), MiB. */
-      settledV8: Object.fromEntries(Object.entries(settledHeap).map(([k, v]) => [k, Number((v / 1048576).toFixed(1))]))
+      settledV8: mib(settledHeap),
+      afterQueriesV8: mib(afterQueriesHeap)
     },
     goalRss: { atMostMiB: 300, met: settled.rss <= 300 },
     whereMs: clientFigures,

@@ -1,5 +1,30 @@
+import { createRequire } from 'node:module'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+
+interface NativeMalloc {
+  /** malloc_trim(0): true when memory was released. */
+  trim: () => boolean | undefined
+  /** Bytes free inside malloc's arenas, -1 when unknown. */
+  freeBytes: () => number
+}
+
+let nativeMalloc: NativeMalloc | null | undefined
+
+/**
+ * The optional native helper (packages/agent/native/malloc.c, built at install time by
+ * scripts/build-native.mjs), or null when it was not built or does not load here.
+ */
+export function mallocHelper (): NativeMalloc | null {
+  if (nativeMalloc === undefined) {
+    try {
+      nativeMalloc = createRequire(import.meta.url)('../native/build/shoal-malloc.node') as NativeMalloc
+    } catch {
+      nativeMalloc = null
+    }
+  }
+  return nativeMalloc
+}
 
 /** Entries changed in bulk (scans, record pulls) after which a full collection is worth its pause. */
 export const COMPACT_AFTER_ENTRIES = 20_000
@@ -52,6 +77,11 @@ export class MemoryCompactor {
     // (grown to 64 MiB semi-spaces while the burst allocated). A regular full collection leaves
     // both, and the memory reducer returns them only some 8 s later, if the agent is idle.
     collector()({ type: 'major', flavor: 'last-resort' })
+    // The collection freed the buffers the burst left (network reads, decoded pages) back to
+    // malloc, whose heap keeps their pages resident unless they are at its top: hand them back.
+    const malloc = mallocHelper()
+    const freeBefore = malloc?.freeBytes() ?? -1
+    malloc?.trim()
     this.compactions++
     const after = process.memoryUsage()
     this.log?.('memory compacted after bulk changes', {
@@ -59,7 +89,9 @@ export class MemoryCompactor {
       heapUsedMiB: Math.round(after.heapUsed / 1048576),
       heapTotalMiB: Math.round(after.heapTotal / 1048576),
       heapFreedMiB: Math.round((before.heapUsed - after.heapUsed) / 1048576),
-      rssMiB: Math.round(after.rss / 1048576)
+      rssMiB: Math.round(after.rss / 1048576),
+      mallocFreeMiB: freeBefore < 0 ? 'unknown' : Math.round(freeBefore / 1048576),
+      mallocTrim: malloc == null ? 'unavailable (native helper not built)' : 'done'
     })
   }
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { COMPACT_AFTER_ENTRIES, MemoryCompactor } from '../src/memory.js'
+import { COMPACT_AFTER_ENTRIES, MemoryCompactor, mallocHelper } from '../src/memory.js'
+
+const glibc = process.platform === 'linux' && (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime != null
 
 describe('MemoryCompactor', () => {
   it('collects once after a burst of bulk changes, not after small ones', async () => {
@@ -19,5 +21,25 @@ describe('MemoryCompactor', () => {
     compactor.stop()
     compactor.note(10 * COMPACT_AFTER_ENTRIES)
     expect(compactor.compactions).toBe(2)
+  })
+})
+
+describe('native malloc helper', () => {
+  it.runIf(glibc)('is built at install time on Linux with glibc, and the compactor hands freed heap memory back', () => {
+    const malloc = mallocHelper()
+    expect(malloc, 'packages/agent/native/build/shoal-malloc.node missing: run `node scripts/build-native.mjs`').not.toBeNull()
+    // Small buffers come from malloc's heap; freeing all but the last leaves free memory below it.
+    let buffers: Buffer[] | undefined = Array.from({ length: 20_000 }, () => Buffer.allocUnsafeSlow(2048))
+    const last = buffers[buffers.length - 1]
+    buffers = undefined
+    const logged: Array<Record<string, unknown>> = []
+    const compactor = new MemoryCompactor((_, fields) => logged.push(fields))
+    compactor.compact()
+    expect(last.length).toBe(2048)
+    expect(logged[0].mallocTrim).toBe('done')
+    expect(logged[0].mallocFreeMiB).toEqual(expect.any(Number))
+    expect(malloc!.freeBytes()).toBeGreaterThanOrEqual(0)
+    expect(typeof malloc!.trim()).toBe('boolean')
+    compactor.stop()
   })
 })
