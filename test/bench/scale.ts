@@ -30,7 +30,8 @@ import {
   type FileEntry, type NodeInfo
 } from '@shoal/wire'
 import {
-  AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, summarise, tempDir, waitFor, onCleanup
+  AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, splitNodeArgs, summarise, tempDir, waitFor,
+  onCleanup
 } from './lib.ts'
 
 const flags = parseFlags({
@@ -253,7 +254,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     logLevel: 'info',
     args: ['--stable-ms', '50'],
     nodeArgs: [
-      ...flags.agentNodeArgs.split(' ').filter(a => a !== ''),
+      ...splitNodeArgs(flags.agentNodeArgs),
       ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []),
       ...(flags.heapSnapshotDir !== '' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${flags.heapSnapshotDir}`] : [])
     ]
@@ -333,10 +334,12 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   log(`querying where ${flags.queries} times (ShoalClient); load ${loadavg()}`)
   const loadBeforeQueries = loadavg()
   const client = new ShoalClient(agent.socket)
-  const viaClient = await queryLatencies(async (p) => (await client.where(DATASET, p)).holders.length, flags.files, flags.queries, flags.warmup)
+  const whereViaClient = async (p: string): Promise<number> => (await client.where(DATASET, p)).holders.length
+  const viaClient = await queryLatencies(whereViaClient, flags.files, flags.queries, flags.warmup)
   const laterPasses: Array<Record<string, number>> = []
   for (let pass = 1; pass < flags.clientPasses; pass++) {
-    laterPasses.push(latencyFigures((await queryLatencies(async (p) => (await client.where(DATASET, p)).holders.length, flags.files, flags.queries, flags.warmup)).latencies))
+    log(`querying where ${flags.queries} times more (ShoalClient, pass ${pass + 1}); load ${loadavg()}`)
+    laterPasses.push(latencyFigures((await queryLatencies(whereViaClient, flags.files, flags.queries, flags.warmup)).latencies))
   }
   log(`querying where ${flags.queries} times (raw keep-alive HTTP); load ${loadavg()}`)
   const viaRaw = await queryLatencies(rawWhere(agent.socket), flags.files, flags.queries, flags.warmup)
@@ -345,7 +348,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const afterQueriesHeap: Record<string, number> = (await agent.client().status()).memory
   const clientFigures = latencyFigures(viaClient.latencies)
   return {
-    mode: 'protocol: one real agent process; 15 in-process libp2p nodes serve their records over /shoal/manifest/1.0.0',
+    mode: `protocol: one real agent process; ${flags.nodes - 1} in-process libp2p nodes serve their records over /shoal/manifest/1.0.0`,
     nodes: flags.nodes,
     filesPerNode: flags.files,
     entries: flags.nodes * flags.files,
