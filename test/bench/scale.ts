@@ -52,6 +52,8 @@ const flags = parseFlags({
   cpuProf: false,
   /** Protocol mode: extra Node options for the agent process, space-separated (e.g. '--max-semi-space-size=16'). */
   agentNodeArgs: '',
+  /** Protocol mode: extra `shoal agent` flags, space-separated (e.g. '--rescan-ms 600000'). */
+  agentArgs: '',
   /** Protocol mode: query through ShoalClient this many times over (the headline is the first pass; later passes show warm-up effects). */
   clientPasses: 1
 })
@@ -252,7 +254,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const agent = set.create({
     name: 'scale-agent',
     logLevel: 'info',
-    args: ['--stable-ms', '50'],
+    args: ['--stable-ms', '50', ...splitNodeArgs(flags.agentArgs)],
     nodeArgs: [
       ...splitNodeArgs(flags.agentNodeArgs),
       ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []),

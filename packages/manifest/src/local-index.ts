@@ -22,6 +22,7 @@ export interface LocalFile {
 
 /** The fields of an indexed file that say whether the disk still holds the same file. */
 export interface IndexedStat {
+  path: string
   size: number
   mtimeMs: number
   ino: number
@@ -151,6 +152,7 @@ export class LocalIndex {
   private readonly stmts: Record<'get' | 'put' | 'touch' | 'changes' | 'byContent' | 'dataset' | 'getMeta' | 'setMeta' |
   'getPartial' | 'putPartial' | 'deletePartial' | 'allPartials', StatementSync>
   private seq: number
+  private statsPageStmt?: StatementSync
 
   constructor (file: string) {
     this.db = new DatabaseSync(file)
@@ -300,12 +302,21 @@ export class LocalIndex {
     return (this.stmts.dataset.all(dataset) as unknown as Row[]).map(fromRow)
   }
 
-  /** What a rescan compares with the disk, for every path of a dataset: no hashes, no content ids. */
-  statsOf (dataset: string): Map<string, IndexedStat> {
-    const out = new Map<string, IndexedStat>()
-    const rows = this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ?').all(dataset) as unknown as Array<{ path: string, size: number, mtime_ms: number, ino: number, deleted: number }>
-    for (const r of rows) out.set(r.path, { size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, deleted: r.deleted !== 0 })
-    return out
+  /**
+   * What a rescan compares with the disk, for up to `limit` paths of a dataset after `after`, in
+   * the index's own order (SQLite's BINARY collation: the bytes of the UTF-8 paths, see
+   * `compareUtf8`): no hashes, no content ids. A rescan reads a page at a time, never all at once.
+   */
+  statsPage (dataset: string, after: string | undefined, limit: number): IndexedStat[] {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, not ${limit}`)
+    this.statsPageStmt ??= this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ? AND path > ? ORDER BY path LIMIT ?')
+    const rows = this.statsPageStmt.all(dataset, after ?? '', limit) as unknown as Array<{ path: string, size: number, mtime_ms: number, ino: number, deleted: number }>
+    return rows.map(r => ({ path: r.path, size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, deleted: r.deleted !== 0 }))
+  }
+
+  /** Live (not deleted) files of a dataset. */
+  liveCount (dataset: string): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM files WHERE dataset = ? AND deleted = 0').get(dataset) as { n: number }).n
   }
 
   /**

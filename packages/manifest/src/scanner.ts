@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { isValidRelativePath } from '@shoal/wire'
 import { chooseChunkSize, FileChangedError, hashFile, type FileHashes } from './chunking.js'
-import type { LocalFile, LocalIndex } from './local-index.js'
+import type { IndexedStat, LocalFile, LocalIndex } from './local-index.js'
 
 /** Files the transfer engine writes beside their targets; never indexed. */
 export const PARTIAL_SUFFIX = '.shoal-part'
@@ -62,10 +62,13 @@ export interface ScanResult {
 
 interface Seen { size: number, mtimeMs: number, ino: number, mode: number }
 
-interface Walk { seen: Map<string, Seen>, skipped: string[], unreadable: string[], directories: string[], signal?: AbortSignal }
+interface Walk { skipped: string[], unreadable: string[], directories: string[], signal?: AbortSignal }
 
 /** lstat calls in flight during a walk: enough to keep the thread pool busy, and a slow network filesystem does not stall the event loop. */
 const STAT_CONCURRENCY = 64
+
+/** Index rows a rescan reads at a time. */
+const INDEX_PAGE = 2000
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function eachLimited<T> (items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
@@ -79,10 +82,35 @@ async function eachLimited<T> (items: T[], limit: number, fn: (item: T, i: numbe
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
 }
 
-async function walk (root: string, dir: string, w: Walk): Promise<void> {
-  let entries
+/** A UTF-16 code unit moved so that code-unit order is UTF-8 byte order (surrogates, i.e. code points above U+FFFF, after U+E000-U+FFFF). */
+function utf8Rank (unit: number): number {
+  if (unit < 0xd800) return unit
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000
+}
+
+/** Orders strings by the bytes of their UTF-8 encoding: SQLite's BINARY collation, the order of the index. */
+export function compareUtf8 (a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return utf8Rank(x) - utf8Rank(y)
+  }
+  return a.length - b.length
+}
+
+interface DirEntry { name: string, key: string, dir: boolean }
+
+/**
+ * The regular files under `dir`, in runs, in the index's order of their paths. Within a directory,
+ * entries go in order of their name, a directory's name followed by '/': every path under
+ * directory d starts with 'd/', so this depth-first order is the byte order of the full paths.
+ * Memory: the entries of the directories on the current path, never the whole tree.
+ */
+async function * walkSorted (root: string, dir: string, w: Walk): AsyncGenerator<Array<[string, Seen]>> {
+  let listing
   try {
-    entries = await readdir(join(root, dir), { withFileTypes: true })
+    listing = await readdir(join(root, dir), { withFileTypes: true })
   } catch (err: any) {
     if (dir === '') throw err
     if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return
@@ -93,23 +121,22 @@ async function walk (root: string, dir: string, w: Walk): Promise<void> {
     }
     throw err
   }
-  const { seen: out, skipped, signal } = w
   w.directories.push(dir)
-  const files: string[] = []
-  const dirs: string[] = []
-  for (const entry of entries) {
+  const entries: DirEntry[] = []
+  for (const entry of listing) {
     if (isInternalName(entry.name)) continue
-    const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
-    if (entry.isDirectory()) dirs.push(rel)
-    else if (entry.isFile()) {
-      if (isValidRelativePath(rel)) files.push(rel)
-      else skipped.push(rel)
-    }
+    if (entry.isDirectory()) entries.push({ name: entry.name, key: `${entry.name}/`, dir: true })
+    else if (entry.isFile()) entries.push({ name: entry.name, key: entry.name, dir: false })
   }
-  // Stat the directory's files concurrently; record them in directory order (sequence numbers do not depend on timing).
+  entries.sort((a, b) => compareUtf8(a.key, b.key))
+  const relOf = (name: string): string => dir === '' ? name : `${dir}/${name}`
+  // Stat the directory's files concurrently; emit them in order (sequence numbers do not depend on timing).
+  const files = entries.filter(e => !e.dir)
   const stats: Array<Seen | undefined> = new Array(files.length)
-  await eachLimited(files, STAT_CONCURRENCY, async (rel, i) => {
-    signal?.throwIfAborted()
+  await eachLimited(files, STAT_CONCURRENCY, async (entry, i) => {
+    w.signal?.throwIfAborted()
+    const rel = relOf(entry.name)
+    if (!isValidRelativePath(rel)) return
     try {
       const st = await lstat(join(root, rel))
       if (st.isFile()) stats[i] = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777 }
@@ -117,13 +144,46 @@ async function walk (root: string, dir: string, w: Walk): Promise<void> {
       if (err.code !== 'ENOENT') throw err
     }
   })
-  for (let i = 0; i < files.length; i++) {
-    const st = stats[i]
-    if (st != null) out.set(files[i], st)
+  let run: Array<[string, Seen]> = []
+  let f = 0
+  for (const entry of entries) {
+    if (!entry.dir) {
+      const rel = relOf(entry.name)
+      const st = stats[f++]
+      if (!isValidRelativePath(rel)) w.skipped.push(rel)
+      else if (st != null) run.push([rel, st])
+      continue
+    }
+    w.signal?.throwIfAborted()
+    if (run.length > 0) yield run
+    run = []
+    yield * walkSorted(root, relOf(entry.name), w)
   }
-  for (const sub of dirs) {
-    signal?.throwIfAborted()
-    await walk(root, sub, w)
+  if (run.length > 0) yield run
+}
+
+/** A dataset's index rows in path order, a page at a time. */
+class IndexCursor {
+  private page: IndexedStat[] = []
+  private at = 0
+  private done = false
+  private last: string | undefined
+
+  constructor (private readonly index: LocalIndex, private readonly dataset: string) {}
+
+  /** The next row, or undefined at the end. */
+  peek (): IndexedStat | undefined {
+    if (this.at === this.page.length && !this.done) {
+      this.page = this.index.statsPage(this.dataset, this.last, INDEX_PAGE)
+      this.at = 0
+      if (this.page.length < INDEX_PAGE) this.done = true
+      if (this.page.length > 0) this.last = this.page[this.page.length - 1].path
+    }
+    return this.at < this.page.length ? this.page[this.at] : undefined
+  }
+
+  next (): void {
+    this.at++
   }
 }
 
@@ -144,7 +204,7 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
   try {
     await stat(join(root, DATASET_MARKER))
   } catch {
-    const live = index.filesOf(dataset).filter(f => !f.deleted).length
+    const live = index.liveCount(dataset)
     if (live > 0) {
       throw new DatasetUnavailableError(`dataset ${dataset}: ${join(root, DATASET_MARKER)} is missing but ${live} files are indexed; is the volume mounted? (restore the marker to resume, or remove the index to start over)`)
     }
@@ -152,13 +212,10 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       if (err.code !== 'EEXIST') throw new DatasetUnavailableError(`dataset ${dataset}: cannot write ${DATASET_MARKER} in ${root} (${err.code})`)
     })
   }
-  const w: Walk = { seen: new Map(), skipped: [], unreadable: [], directories: [], signal: options.signal }
-  await walk(root, '', w)
-  const { seen, skipped } = w
+  const w: Walk = { skipped: [], unreadable: [], directories: [], signal: options.signal }
 
   const changed: ScannedChange[] = []
   let pending = 0
-  const known = index.statsOf(dataset)
   const hasher = options.hasher ?? hashFile
   const concurrency = Math.max(1, Math.floor(options.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY))
   // Ends the hashes still in flight when the scan fails half-way.
@@ -178,15 +235,34 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
     }
   }
 
-  // Several files hash at once, but their results are recorded in walk order, so sequence numbers
-  // do not depend on which hash finishes first.
-  interface InFlight { path: string, disk: Seen, old?: LocalFile, chunkSize: number, outcome: Promise<{ hashed?: FileHashes, error?: unknown }> }
+  /** True when the path is still a regular file on disk, though the walk did not list it (created meanwhile). */
+  const stillThere = async (path: string): Promise<boolean> => {
+    try {
+      return (await lstat(join(root, path))).isFile()
+    } catch (err: any) {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return false
+      throw err
+    }
+  }
+
+  // Several files hash at once, but every result (and every deletion) is recorded in path order,
+  // so sequence numbers do not depend on which hash finishes first.
+  interface InFlight { path: string, disk?: Seen, old?: LocalFile, chunkSize: number, outcome: Promise<{ hashed?: FileHashes, error?: unknown }> }
   const inFlight: InFlight[] = []
   const recordOldest = async (): Promise<void> => {
     const { path, disk, old, chunkSize, outcome } = inFlight[0]
     const { hashed, error } = await outcome
     inFlight.shift()
     if (error != null) throw error
+    if (disk == null) {
+      // Indexed, not on disk: a tombstone above every version known.
+      if (old == null || old.deleted) return
+      changed.push(scanned(index.put({
+        dataset, path, size: 0, mtimeMs: now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
+        hashes: new Uint8Array(0), version: Math.max(old.version, options.versionFloor?.(dataset, path) ?? 0) + 1, deleted: true
+      })))
+      return
+    }
     if (hashed == null) {
       pending++
       return
@@ -201,22 +277,62 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       contentId: hashed.contentId, chunkSize, hashes: hashed.hashes, version, deleted: false
     })))
   }
+  const enqueue = async (item: InFlight): Promise<void> => {
+    inFlight.push(item)
+    if (inFlight.length >= concurrency) await recordOldest()
+  }
 
+  /** A file on disk, with its index row if it has one. */
+  const onDisk = async (path: string, disk: Seen, indexed: IndexedStat | undefined): Promise<void> => {
+    if (indexed != null && !indexed.deleted && indexed.size === disk.size && indexed.mtimeMs === disk.mtimeMs && indexed.ino === disk.ino) return
+    // Looked up even without a row from the merge: a new file's lookup finds nothing, cheaply.
+    const old = index.get(dataset, path)
+    if (now() - disk.mtimeMs < options.stableMs) {
+      pending++
+      return
+    }
+    const chunkSize = chooseChunkSize(disk.size, old?.deleted === false ? old.chunkSize : undefined)
+    // Settled into a value at once: a failure waiting behind earlier files is not an unhandled rejection.
+    const outcome = hashStable(path, disk, chunkSize).then(hashed => ({ hashed }), (error: unknown) => ({ error: error ?? new Error('hashing failed') }))
+    await enqueue({ path, disk, old, chunkSize, outcome })
+  }
+
+  /** An index row with no file on disk at its place in the walk. */
+  const notOnDisk = async (indexed: IndexedStat): Promise<void> => {
+    if (indexed.deleted) return
+    if (w.unreadable.some(dir => indexed.path.startsWith(`${dir}/`))) return
+    // The walk and the index agree on their order, so the file is gone; the lstat also covers a
+    // file created after its directory was read (the next scan indexes it).
+    if (await stillThere(indexed.path)) return
+    const old = index.get(dataset, indexed.path)
+    if (old == null) return
+    await enqueue({ path: indexed.path, old, chunkSize: 0, outcome: Promise.resolve({}) })
+  }
+
+  // Merge the walk with the index, both in path order: O(a directory + a page) of memory.
+  const cursor = new IndexCursor(index, dataset)
   try {
-    for (const [path, disk] of seen) {
-      options.signal?.throwIfAborted()
-      const indexed = known.get(path)
-      if (indexed != null && !indexed.deleted && indexed.size === disk.size && indexed.mtimeMs === disk.mtimeMs && indexed.ino === disk.ino) continue
-      const old = indexed == null ? undefined : index.get(dataset, path)
-      if (now() - disk.mtimeMs < options.stableMs) {
-        pending++
-        continue
+    for await (const run of walkSorted(root, '', w)) {
+      for (const [path, disk] of run) {
+        options.signal?.throwIfAborted()
+        let row = cursor.peek()
+        while (row != null && compareUtf8(row.path, path) < 0) {
+          cursor.next()
+          await notOnDisk(row)
+          row = cursor.peek()
+        }
+        if (row != null && row.path === path) {
+          cursor.next()
+          await onDisk(path, disk, row)
+        } else {
+          await onDisk(path, disk, undefined)
+        }
       }
-      const chunkSize = chooseChunkSize(disk.size, old?.deleted === false ? old.chunkSize : undefined)
-      // Settled into a value at once: a failure waiting behind earlier files is not an unhandled rejection.
-      const outcome = hashStable(path, disk, chunkSize).then(hashed => ({ hashed }), (error: unknown) => ({ error: error ?? new Error('hashing failed') }))
-      inFlight.push({ path, disk, old, chunkSize, outcome })
-      if (inFlight.length >= concurrency) await recordOldest()
+    }
+    for (let row = cursor.peek(); row != null; row = cursor.peek()) {
+      options.signal?.throwIfAborted()
+      cursor.next()
+      await notOnDisk(row)
     }
     while (inFlight.length > 0) await recordOldest()
   } finally {
@@ -225,15 +341,6 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       await Promise.all(inFlight.map(async f => await f.outcome))
     }
   }
-  for (const [path, indexed] of known) {
-    if (indexed.deleted || seen.has(path)) continue
-    if (w.unreadable.some(dir => path.startsWith(`${dir}/`))) continue
-    const old = index.get(dataset, path)
-    if (old == null) continue
-    changed.push(scanned(index.put({
-      dataset, path, size: 0, mtimeMs: now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
-      hashes: new Uint8Array(0), version: Math.max(old.version, options.versionFloor?.(dataset, path) ?? 0) + 1, deleted: true
-    })))
-  }
+  const { skipped } = w
   return { changed, pending, skipped, directories: w.directories }
 }

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
-  DatasetUnavailableError, hashingStats, LocalIndex, scanDataset, type LocalFile, type ScanOptions
+  compareUtf8, DatasetUnavailableError, hashingStats, LocalIndex, scanDataset, type LocalFile, type ScanOptions
 } from '../src/index.js'
+import { DatabaseSync } from 'node:sqlite'
 
 const DS = 'models'
 const MIN = 256 * 1024
@@ -394,5 +395,64 @@ describe('scanDataset', () => {
     index = new LocalIndex(dbFile)
     expect(index.sequence).toBe(4)
     expect(index.get(DS, 'c.bin')).toMatchObject({ version: 1, seq: 4 })
+  })
+
+  it('merges the walk with the index in one order: tricky names rescan as unchanged, and deletions hit exactly the deleted files', async () => {
+    // Names whose order differs between a per-directory listing, JS code units and UTF-8 bytes:
+    // '-' < '.' < '/' < '0', U+E000 (BMP, after the surrogates in UTF-16) against an emoji.
+    const names = ['a.txt', 'a-b', 'a0', 'a/x', 'a/y/z', 'a.d/q', 'b', '\uE000.f', '\uE000/in', '\u{1F40B}.f', '\u{1F40B}/in', 'é', 'e/é', 'Z', 'z/0/1/2']
+    for (const name of names) await put(name, name)
+    const first = await scan(T0 + 60_000)
+    expect(first.changed.map(f => f.path).sort(compareUtf8)).toEqual([...names].sort(compareUtf8))
+    const before = hashingStats.filesHashed
+    const again = await scan(T0 + 70_000)
+    expect(again.changed).toEqual([])
+    expect(hashingStats.filesHashed).toBe(before)
+    for (const gone of ['a-b', 'a/y/z', '\uE000.f', '\u{1F40B}/in', 'z/0/1/2']) await rm(join(root, gone))
+    const r = await scan(T0 + 80_000)
+    expect(r.changed.filter(f => f.deleted).map(f => f.path).sort(compareUtf8)).toEqual(['a-b', 'a/y/z', '\uE000.f', '\u{1F40B}/in', 'z/0/1/2'].sort(compareUtf8))
+    expect(r.changed.every(f => f.deleted)).toBe(true)
+    // Recorded in path order: sequence numbers follow the paths.
+    expect(r.changed.map(f => f.path)).toEqual([...r.changed.map(f => f.path)].sort(compareUtf8))
+    expect(hashingStats.filesHashed).toBe(before)
+  })
+
+  it('reads the index a page at a time: a rescan of thousands of files across page boundaries finds every change', async () => {
+    const files: string[] = []
+    for (let i = 0; i < 4500; i++) files.push(`d${i % 7}/f${String(i).padStart(5, '0')}`)
+    await Promise.all(files.map(async f => await put(f, f)))
+    expect((await scan(T0 + 60_000)).changed).toHaveLength(4500)
+    const sorted = [...files].sort(compareUtf8)
+    // Around the first and second 2,000-row page boundaries, and at both ends.
+    const gone = [sorted[0], sorted[1999], sorted[2000], sorted[3999], sorted[4000], sorted[4499]]
+    for (const f of gone) await rm(join(root, f))
+    await put('d3/new', 'new')
+    const r = await scan(T0 + 70_000)
+    expect(r.changed.filter(f => f.deleted).map(f => f.path)).toEqual(gone)
+    expect(r.changed.filter(f => !f.deleted).map(f => f.path)).toEqual(['d3/new'])
+    expect((await scan(T0 + 80_000)).changed).toEqual([])
+  })
+})
+
+describe('compareUtf8', () => {
+  it('orders strings as SQLite orders TEXT (the bytes of their UTF-8) and as Buffer.compare does', () => {
+    const alphabet = ['a', 'Z', '/', '.', '-', '0', 'é', '\u07FF', '\u0800', '\uD7FF', '\uE000', '\uFFFD', '\u{10000}', '\u{1F40B}', '\u{10FFFF}']
+    let seed = 12345
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+    const words = new Set<string>()
+    while (words.size < 2000) {
+      let w = ''
+      const n = 1 + Math.floor(random() * 5)
+      for (let i = 0; i < n; i++) w += alphabet[Math.floor(random() * alphabet.length)]
+      words.add(w)
+    }
+    const db = new DatabaseSync(':memory:')
+    db.exec('CREATE TABLE t (p TEXT PRIMARY KEY) WITHOUT ROWID')
+    const insert = db.prepare('INSERT INTO t (p) VALUES (?)')
+    for (const w of words) insert.run(w)
+    const bySqlite = (db.prepare('SELECT p FROM t ORDER BY p').all() as Array<{ p: string }>).map(r => r.p)
+    db.close()
+    expect([...words].sort(compareUtf8)).toEqual(bySqlite)
+    expect([...words].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))).toEqual(bySqlite)
   })
 })
