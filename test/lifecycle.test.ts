@@ -36,6 +36,18 @@ describe('agent lifecycle and bad input', () => {
     expect(status.peerId).toBe(before)
   })
 
+  it('runs with a fixed 8 MiB young generation, set by re-running itself in the same process', async () => {
+    const a = await cluster.add({ name: 'young' })
+    // 8 MiB before its first collection, then both semi-spaces (Node's default grows to 64 MiB).
+    const young = (await a.client.status()).memory.youngGeneration
+    expect(young).toBeGreaterThanOrEqual(8 * 1024 * 1024)
+    expect(young).toBeLessThanOrEqual(16 * 1024 * 1024)
+    // The process the test started (same pid) now runs Node with the flags.
+    const cmdline = (await readFile(`/proc/${a.pid as number}/cmdline`, 'utf8')).split('\0')
+    expect(cmdline).toContain('--max-semi-space-size=8')
+    expect(cmdline).toContain('--min-semi-space-size=8')
+  })
+
   it('keeps its identity in a 0600 file', async () => {
     const a = cluster.agents[0]
     const { stat } = await import('node:fs/promises')

@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { MemoryCompactor } from './memory.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -656,7 +657,10 @@ export class Agent {
       },
       scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans },
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
-      memory: (({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
+      memory: {
+        ...(({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
+        youngGeneration: getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
+      },
       load: {
         level: this.loadMonitor.level,
         uploads: (this.server?.stats.uploadsActive ?? 0) + (this.server?.stats.queued ?? 0),

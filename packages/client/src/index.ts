@@ -38,8 +38,12 @@ export interface StatusResponse {
    * run; the known nodes not yet seen to hold what pending tombstones need (at most 32 peer ids).
    */
   tombstones: { held: number, own: number, dropped: number, passes: number, waitingFor: string[] }
-  /** The agent process's memory (bytes): resident set, V8 heap committed and used, memory outside the heap (Buffers). */
-  memory: { rss: number, heapTotal: number, heapUsed: number, external: number, arrayBuffers: number }
+  /**
+   * The agent process's memory (bytes): resident set, V8 heap committed and used, memory outside
+   * the heap (Buffers), and what V8's young generation holds (its two semi-spaces once it has
+   * collected: `shoal agent` starts Node with 8 MiB ones, see packages/cli/bin/shoal.js).
+   */
+  memory: { rss: number, heapTotal: number, heapUsed: number, external: number, arrayBuffers: number, youngGeneration: number }
   /** This node's load level and what it is computed from. */
   load: { level: 'ok' | 'busy' | 'overloaded', uploads: number, eventLoopDelayMs: number, diskLow: boolean, freeDiskBytes: number | null }
   transfer: {
