@@ -1,6 +1,7 @@
 /**
  * Scan benchmark: hashing throughput of a fresh scan on the worker pool against one thread
- * hashing the same bytes, and the time of a rescan that finds nothing changed.
+ * hashing the same bytes, the time of a rescan that finds nothing changed, and that of a scan of
+ * one directory that finds one new file (what a watch event costs) as a fraction of it.
  *
  *   npx node test/bench/scan.ts [--files 256] [--file-mib 8] [--small-files 100000] [--rounds 3] [--workers N]
  *
@@ -220,6 +221,17 @@ async function main (): Promise<void> {
       if (again.value.changed.length !== 0 || again.value.pending !== 0) throw new Error(`the rescan found ${again.value.changed.length} changed and ${again.value.pending} pending files; expected none`)
     }
 
+    // (d) What a watch event costs: one new file, found by a scan of its directory only (how the
+    // agent reacts to an event) against the full rescans above.
+    const directoryScans: Timing[] = []
+    for (let r = 1; r <= s.rounds; r++) {
+      progress(`round ${r}/${s.rounds}: (d) one new file, scan of its directory`)
+      writeFileSync(join(smallRoot, 'd0', `new-${r}.bin`), `new file ${r}`)
+      const one = await timed(async () => await scanDataset('bench', smallRoot, smallIndex, { stableMs: 0, hasher: pool.hash, only: ['d0'], descend: () => false }))
+      directoryScans.push(one.timing)
+      if (one.value.changed.length !== 1) throw new Error(`the directory scan found ${one.value.changed.length} changed files; expected the new one`)
+    }
+
     const ratio = fastest(oneThread) / fastest(poolScan)
     const rescanSeconds = fastest(rescans)
     const result = {
@@ -248,6 +260,8 @@ async function main (): Promise<void> {
         fileBytes: s.smallBytes,
         firstScan: summary([first.timing]),
         rescan: summary(rescans),
+        newFileDirectoryScan: { filesInDirectory: SMALL_FILES_PER_DIR, ...summary(directoryScans) },
+        directoryScanVsRescan: round(fastest(directoryScans) / rescanSeconds, 4),
         goalSeconds: RESCAN_GOAL_SECONDS,
         met: rescanSeconds < RESCAN_GOAL_SECONDS
       }

@@ -4,7 +4,7 @@ import { getHeapSpaceStatistics } from 'node:v8'
 import { MemoryCompactor } from './memory.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ClusterManifest, DEFAULT_MANIFEST_LIMITS, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset } from '@shoal/manifest'
+import { ClusterManifest, DEFAULT_MANIFEST_LIMITS, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset, type ScanOptions, type ScanResult } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad, announceTopic, checkPeerIdText, directiveTopic, heartbeatTopic } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
@@ -12,7 +12,7 @@ import { LoadMonitor } from './load.js'
 import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS } from './constants.js'
+import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip, heartbeatPeriodMs } from './gossip.js'
@@ -81,6 +81,11 @@ export class Agent {
   private generation = 0
   private scanQueued = false
   private scanTimer?: NodeJS.Timeout
+  /** The queued scan covers every dataset whole (else only the directories in `dirtyDirs`). */
+  private fullScanWanted = false
+  /** Per dataset, directories whose watch reported a change since the scan that last covered them. */
+  private readonly dirtyDirs = new Map<string, Set<string>>()
+  private scopedScans = 0
   private readonly announceQueue = new SerialQueue()
   private announceTimer?: NodeJS.Timeout
   private stopping = false
@@ -310,7 +315,7 @@ export class Agent {
     // when it is done.
     const firstScan = this.scanAll()
     this.watchDatasets()
-    this.every(config.rescanIntervalMs, () => this.requestScan(0))
+    this.every(config.rescanIntervalMs, () => this.requestScan(0, true))
     this.scheduleHeartbeat()
     await this.loadRememberedPeers()
     // After the remembered peers are loaded: they count as known nodes.
@@ -465,22 +470,42 @@ export class Agent {
     }, ANNOUNCE_BATCH_MS)
   }
 
-  /** Watches each dataset's root at once; every scan then brings the watched directories in line with the tree. */
+  /**
+   * Watches each dataset's root at once; every full scan then brings the watched directories in
+   * line with the tree. A change reported by a directory's watch scans that directory only.
+   */
   private watchDatasets (): void {
     for (const dataset of this.config.datasets) {
-      const watcher = new DirectoryWatcher(dataset.path, () => this.requestScan(WATCH_DEBOUNCE_MS), (message, fields) => this.log.warn(message, { dataset: dataset.name, ...fields }))
+      const watcher = new DirectoryWatcher(dataset.path, (dir) => this.directoryChanged(dataset.name, dir), (message, fields) => this.log.warn(message, { dataset: dataset.name, ...fields }))
       watcher.update([''])
       this.watchers.set(dataset.name, watcher)
     }
   }
 
-  /** Schedules one scan; requests while one is queued or running coalesce (scans never overlap). */
-  private requestScan (delayMs: number): void {
-    if (this.stopping || this.scanQueued) return
+  /** Queues a scan of one directory of a dataset (or of all of it, when too many are waiting). */
+  private directoryChanged (dataset: string, dir: string, delayMs = WATCH_DEBOUNCE_MS): void {
+    let dirs = this.dirtyDirs.get(dataset)
+    if (dirs == null) this.dirtyDirs.set(dataset, dirs = new Set())
+    if (dirs.size < MAX_DIRTY_DIRECTORIES) dirs.add(dir)
+    // Too many to scan one by one: the whole dataset is cheaper.
+    this.requestScan(delayMs, dirs.size >= MAX_DIRTY_DIRECTORIES)
+  }
+
+  /**
+   * Schedules one scan: of every dataset whole (`full`), or of the directories whose watch fired.
+   * Requests while one is queued coalesce into it (a full request makes it full); scans never
+   * overlap (the index lock).
+   */
+  private requestScan (delayMs: number, full: boolean): void {
+    if (this.stopping) return
+    if (full) this.fullScanWanted = true
+    if (this.scanQueued) return
     this.scanQueued = true
     this.scanTimer = setTimeout(() => {
       this.scanQueued = false
-      void this.scanAll()
+      const whole = this.fullScanWanted
+      this.fullScanWanted = false
+      void (whole ? this.scanAll() : this.scanDirty())
     }, delayMs)
   }
 
@@ -500,31 +525,68 @@ export class Agent {
       for (const dataset of this.config.datasets) {
         if (only != null && dataset.name !== only) continue
         if (this.stopping) return
-        try {
-          const result = await scanDataset(dataset.name, dataset.path, index, {
-            stableMs: this.config.stableMs,
-            hasher: this.hashPool == null ? undefined : async (path, chunkSize, opts) => await (this.hashPool as HashPool).hash(path, chunkSize, opts),
-            versionFloor: (d, p) => {
-              // A path deleted or unknown here is written again above every tombstone version already collected.
-              const newest = this.cluster.newest(d, p)
-              return newest != null && !newest.deleted ? newest.version : Math.max(newest?.version ?? 0, this.tombstones?.versionFloor ?? 0)
-            }
-          })
-          pending += result.pending
-          changed += result.changed.length
-          this.watchers.get(dataset.name)?.update(result.directories)
-          for (const skipped of result.skipped) this.log.warn('file skipped: its path cannot be synced', { dataset: dataset.name, path: skipped })
-        } catch (err: any) {
-          if (err instanceof DatasetUnavailableError) this.log.error(err.message)
-          else this.log.error('scan failed', { dataset: dataset.name, error: err.message })
-        }
+        // This scan covers every directory of the dataset, changed or not.
+        this.dirtyDirs.delete(dataset.name)
+        const result = await this.scanOne(index, dataset, {})
+        if (result == null) continue
+        pending += result.pending
+        changed += result.changed.length
+        this.watchers.get(dataset.name)?.update(result.directories)
+        this.rescanLater(dataset.name, result.pendingDirectories)
       }
     })
     this.scans++
     if (changed > 0) this.localChanged()
-    // Files still being written: look again once they may have settled.
-    if (pending > 0) this.requestScan(Math.max(this.config.stableMs, 100))
     return { changed, pending }
+  }
+
+  /** Scans the directories whose watch fired (and new directories under them, whole). */
+  private async scanDirty (): Promise<void> {
+    const index = this.index
+    if (index == null) return
+    let changed = 0
+    await this.indexLock.run(async () => {
+      for (const dataset of this.config.datasets) {
+        const dirs = this.dirtyDirs.get(dataset.name)
+        if (dirs == null || dirs.size === 0 || this.stopping) continue
+        this.dirtyDirs.delete(dataset.name)
+        const watcher = this.watchers.get(dataset.name)
+        const result = await this.scanOne(index, dataset, { only: [...dirs], descend: (dir) => watcher?.has(dir) !== true })
+        if (result == null) continue
+        changed += result.changed.length
+        watcher?.add(result.directories)
+        this.rescanLater(dataset.name, result.pendingDirectories)
+      }
+    })
+    this.scopedScans++
+    if (changed > 0) this.localChanged()
+  }
+
+  /** Files still being written: their directories again once the files may have settled. */
+  private rescanLater (dataset: string, dirs: string[]): void {
+    for (const dir of dirs) this.directoryChanged(dataset, dir, Math.max(this.config.stableMs, 100))
+  }
+
+  /** One dataset's scan; errors are logged (the next scan tries again), undefined then. */
+  private async scanOne (index: LocalIndex, dataset: AgentConfig['datasets'][number], scope: Pick<ScanOptions, 'only' | 'descend'>): Promise<ScanResult | undefined> {
+    try {
+      const result = await scanDataset(dataset.name, dataset.path, index, {
+        ...scope,
+        stableMs: this.config.stableMs,
+        hasher: this.hashPool == null ? undefined : async (path, chunkSize, opts) => await (this.hashPool as HashPool).hash(path, chunkSize, opts),
+        versionFloor: (d, p) => {
+          // A path deleted or unknown here is written again above every tombstone version already collected.
+          const newest = this.cluster.newest(d, p)
+          return newest != null && !newest.deleted ? newest.version : Math.max(newest?.version ?? 0, this.tombstones?.versionFloor ?? 0)
+        }
+      })
+      for (const skipped of result.skipped) this.log.warn('file skipped: its path cannot be synced', { dataset: dataset.name, path: skipped })
+      return result
+    } catch (err: any) {
+      if (err instanceof DatasetUnavailableError) this.log.error(err.message)
+      else this.log.error('scan failed', { dataset: dataset.name, error: err.message })
+      return undefined
+    }
   }
 
   private datasetsReport (): DatasetsResponse {
@@ -655,7 +717,7 @@ export class Agent {
         ...(this.gossip?.stats ?? { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }),
         rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
       },
-      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans },
+      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans },
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
       memory: {
         ...(({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),

@@ -20,6 +20,8 @@ export const RESCAN_INTERVAL_MS = 30_000
 export const STABLE_MS = 1_000
 /** Watch events are gathered this long before a scan starts. */
 export const WATCH_DEBOUNCE_MS = 200
+/** Directories waiting for a scan of their own, per dataset, beyond which the whole dataset is scanned instead. */
+export const MAX_DIRTY_DIRECTORIES = 1000
 /** Bootstrap and known peers are redialled this often while disconnected. */
 export const REDIAL_INTERVAL_MS = 3_000
 /** Files downloaded at the same time. */

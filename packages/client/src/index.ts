@@ -29,8 +29,10 @@ export interface StatusResponse {
   scan: {
     filesHashed: number
     bytesHashed: number
-    /** Completed scans; 0 while the first one (started with the agent) runs. */
+    /** Completed scans of every dataset whole; 0 while the first one (started with the agent) runs. */
     scans: number
+    /** Completed scans of only the directories whose watch reported a change. */
+    directoryScans: number
   }
   /**
    * Tombstones (deleted files) this node holds until every known node has seen them: in its view

@@ -152,7 +152,7 @@ export class LocalIndex {
   private readonly stmts: Record<'get' | 'put' | 'touch' | 'changes' | 'byContent' | 'dataset' | 'getMeta' | 'setMeta' |
   'getPartial' | 'putPartial' | 'deletePartial' | 'allPartials', StatementSync>
   private seq: number
-  private statsPageStmt?: StatementSync
+  private statsPageStmts?: [StatementSync, StatementSync]
 
   constructor (file: string) {
     this.db = new DatabaseSync(file)
@@ -303,14 +303,18 @@ export class LocalIndex {
   }
 
   /**
-   * What a rescan compares with the disk, for up to `limit` paths of a dataset after `after`, in
+   * What a rescan compares with the disk, for up to `limit` paths of a dataset after `after` (or
+   * from it, `inclusive`), in
    * the index's own order (SQLite's BINARY collation: the bytes of the UTF-8 paths, see
    * `compareUtf8`): no hashes, no content ids. A rescan reads a page at a time, never all at once.
    */
-  statsPage (dataset: string, after: string | undefined, limit: number): IndexedStat[] {
+  statsPage (dataset: string, after: string | undefined, limit: number, inclusive = false): IndexedStat[] {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, not ${limit}`)
-    this.statsPageStmt ??= this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ? AND path > ? ORDER BY path LIMIT ?')
-    const rows = this.statsPageStmt.all(dataset, after ?? '', limit) as unknown as Array<{ path: string, size: number, mtime_ms: number, ino: number, deleted: number }>
+    const stmts = this.statsPageStmts ??= [
+      this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ? AND path > ? ORDER BY path LIMIT ?'),
+      this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ? AND path >= ? ORDER BY path LIMIT ?')
+    ]
+    const rows = stmts[inclusive ? 1 : 0].all(dataset, after ?? '', limit) as unknown as Array<{ path: string, size: number, mtime_ms: number, ino: number, deleted: number }>
     return rows.map(r => ({ path: r.path, size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, deleted: r.deleted !== 0 }))
   }
 

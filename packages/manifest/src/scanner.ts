@@ -33,6 +33,13 @@ export interface ScanOptions {
   hasher?: FileHasher
   /** Files hashed at once; DEFAULT_HASH_CONCURRENCY by default. */
   hashConcurrency?: number
+  /**
+   * Scan only these directories (relative to the root, '' for the root): their files, and the
+   * subdirectories `descend` accepts, whole. Without it, the whole dataset.
+   */
+  only?: string[]
+  /** With `only`: whether to walk a subdirectory of a scanned directory (false: it is watched, and scanned when it changes). */
+  descend?: (dir: string) => boolean
 }
 
 export type FileHasher = (path: string, chunkSize: number, options: { expectedSize?: number, signal?: AbortSignal }) => Promise<FileHashes>
@@ -54,6 +61,8 @@ export interface ScanResult {
   changed: ScannedChange[]
   /** Files seen changing but not yet stable; a later scan picks them up. */
   pending: number
+  /** The directories those files are in (a scan of these alone picks them up). */
+  pendingDirectories: string[]
   /** Files skipped because their path cannot be represented on the wire. */
   skipped: string[]
   /** Every directory of the dataset the walk read, relative to its root ('' for the root). */
@@ -62,7 +71,7 @@ export interface ScanResult {
 
 interface Seen { size: number, mtimeMs: number, ino: number, mode: number }
 
-interface Walk { skipped: string[], unreadable: string[], directories: string[], signal?: AbortSignal }
+interface Walk { skipped: string[], unreadable: string[], directories: string[], signal?: AbortSignal, notDescended: Set<string> }
 
 /** lstat calls in flight during a walk: enough to keep the thread pool busy, and a slow network filesystem does not stall the event loop. */
 const STAT_CONCURRENCY = 64
@@ -107,7 +116,7 @@ interface DirEntry { name: string, key: string, dir: boolean }
  * directory d starts with 'd/', so this depth-first order is the byte order of the full paths.
  * Memory: the entries of the directories on the current path, never the whole tree.
  */
-async function * walkSorted (root: string, dir: string, w: Walk): AsyncGenerator<Array<[string, Seen]>> {
+async function * walkSorted (root: string, dir: string, w: Walk, descend?: (dir: string) => boolean): AsyncGenerator<Array<[string, Seen]>> {
   let listing
   try {
     listing = await readdir(join(root, dir), { withFileTypes: true })
@@ -155,35 +164,61 @@ async function * walkSorted (root: string, dir: string, w: Walk): AsyncGenerator
       continue
     }
     w.signal?.throwIfAborted()
+    const sub = relOf(entry.name)
+    if (descend != null && !descend(sub)) {
+      w.notDescended.add(sub)
+      continue
+    }
     if (run.length > 0) yield run
     run = []
-    yield * walkSorted(root, relOf(entry.name), w)
+    yield * walkSorted(root, sub, w)
   }
   if (run.length > 0) yield run
 }
 
-/** A dataset's index rows in path order, a page at a time. */
+/** A dataset's index rows under a prefix ('' for all, 'dir/' for a directory's), in path order, a page at a time. */
 class IndexCursor {
   private page: IndexedStat[] = []
   private at = 0
   private done = false
-  private last: string | undefined
+  private bound: string
+  private inclusive = false
 
-  constructor (private readonly index: LocalIndex, private readonly dataset: string) {}
+  constructor (private readonly index: LocalIndex, private readonly dataset: string, private readonly prefix: string) {
+    this.bound = prefix
+  }
 
   /** The next row, or undefined at the end. */
   peek (): IndexedStat | undefined {
     if (this.at === this.page.length && !this.done) {
-      this.page = this.index.statsPage(this.dataset, this.last, INDEX_PAGE)
+      this.page = this.index.statsPage(this.dataset, this.bound, INDEX_PAGE, this.inclusive)
       this.at = 0
+      this.inclusive = false
       if (this.page.length < INDEX_PAGE) this.done = true
-      if (this.page.length > 0) this.last = this.page[this.page.length - 1].path
+      if (this.page.length > 0) this.bound = this.page[this.page.length - 1].path
     }
-    return this.at < this.page.length ? this.page[this.at] : undefined
+    if (this.at >= this.page.length) return undefined
+    const row = this.page[this.at]
+    if (!row.path.startsWith(this.prefix)) {
+      this.done = true
+      this.page = []
+      this.at = 0
+      return undefined
+    }
+    return row
   }
 
   next (): void {
     this.at++
+  }
+
+  /** Skips every row under the directory `dir` (`dir/...`): they follow each other, up to `dir0` ('0' follows '/'). */
+  skipDirectory (dir: string): void {
+    this.page = []
+    this.at = 0
+    this.done = false
+    this.bound = `${dir}0`
+    this.inclusive = true
   }
 }
 
@@ -212,10 +247,16 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       if (err.code !== 'EEXIST') throw new DatasetUnavailableError(`dataset ${dataset}: cannot write ${DATASET_MARKER} in ${root} (${err.code})`)
     })
   }
-  const w: Walk = { skipped: [], unreadable: [], directories: [], signal: options.signal }
+  const w: Walk = { skipped: [], unreadable: [], directories: [], signal: options.signal, notDescended: new Set() }
 
   const changed: ScannedChange[] = []
   let pending = 0
+  const pendingDirectories = new Set<string>()
+  const notStable = (path: string): void => {
+    pending++
+    const slash = path.lastIndexOf('/')
+    pendingDirectories.add(slash < 0 ? '' : path.slice(0, slash))
+  }
   const hasher = options.hasher ?? hashFile
   const concurrency = Math.max(1, Math.floor(options.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY))
   // Ends the hashes still in flight when the scan fails half-way.
@@ -264,7 +305,7 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       return
     }
     if (hashed == null) {
-      pending++
+      notStable(path)
       return
     }
     if (old != null && !old.deleted && Buffer.compare(old.contentId, hashed.contentId) === 0) {
@@ -288,7 +329,7 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
     // Looked up even without a row from the merge: a new file's lookup finds nothing, cheaply.
     const old = index.get(dataset, path)
     if (now() - disk.mtimeMs < options.stableMs) {
-      pending++
+      notStable(path)
       return
     }
     const chunkSize = chooseChunkSize(disk.size, old?.deleted === false ? old.chunkSize : undefined)
@@ -309,18 +350,39 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
     await enqueue({ path: indexed.path, old, chunkSize: 0, outcome: Promise.resolve({}) })
   }
 
+  /** The directory directly under `prefix` that `path` lies in, if the walk did not descend into it. */
+  const inNotDescended = (prefix: string, path: string): string | undefined => {
+    if (w.notDescended.size === 0) return undefined
+    const slash = path.indexOf('/', prefix.length)
+    if (slash < 0) return undefined
+    const dir = path.slice(0, slash)
+    return w.notDescended.has(dir) ? dir : undefined
+  }
+
   // Merge the walk with the index, both in path order: O(a directory + a page) of memory.
-  const cursor = new IndexCursor(index, dataset)
-  try {
-    for await (const run of walkSorted(root, '', w)) {
+  const mergeUnder = async (dir: string, descend?: (dir: string) => boolean): Promise<void> => {
+    const prefix = dir === '' ? '' : `${dir}/`
+    const cursor = new IndexCursor(index, dataset, prefix)
+    w.notDescended.clear()
+    /** The next index row before `path` (all of them without it), other than rows of directories not walked. */
+    const rowsBefore = async (path: string | undefined): Promise<IndexedStat | undefined> => {
+      for (let row = cursor.peek(); row != null; row = cursor.peek()) {
+        options.signal?.throwIfAborted()
+        const skip = inNotDescended(prefix, row.path)
+        if (skip != null) {
+          cursor.skipDirectory(skip)
+          continue
+        }
+        if (path != null && compareUtf8(row.path, path) >= 0) return row
+        cursor.next()
+        await notOnDisk(row)
+      }
+      return undefined
+    }
+    for await (const run of walkSorted(root, dir, w, descend)) {
       for (const [path, disk] of run) {
         options.signal?.throwIfAborted()
-        let row = cursor.peek()
-        while (row != null && compareUtf8(row.path, path) < 0) {
-          cursor.next()
-          await notOnDisk(row)
-          row = cursor.peek()
-        }
+        const row = await rowsBefore(path)
         if (row != null && row.path === path) {
           cursor.next()
           await onDisk(path, disk, row)
@@ -329,10 +391,18 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
         }
       }
     }
-    for (let row = cursor.peek(); row != null; row = cursor.peek()) {
-      options.signal?.throwIfAborted()
-      cursor.next()
-      await notOnDisk(row)
+    await rowsBefore(undefined)
+  }
+
+  try {
+    if (options.only == null) await mergeUnder('')
+    else {
+      // Each directory once, in path order (one under another may be walked twice: the second walk finds nothing new).
+      const dirs = [...new Set(options.only)].sort(compareUtf8)
+      for (const dir of dirs) {
+        if (dir !== '' && !isValidRelativePath(dir)) throw new RangeError(`scan of ${JSON.stringify(dir)}: not a relative directory path`)
+        await mergeUnder(dir, options.descend)
+      }
     }
     while (inFlight.length > 0) await recordOldest()
   } finally {
@@ -342,5 +412,5 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
     }
   }
   const { skipped } = w
-  return { changed, pending, skipped, directories: w.directories }
+  return { changed, pending, pendingDirectories: [...pendingDirectories], skipped, directories: w.directories }
 }

@@ -1,5 +1,5 @@
-import { watch, type FSWatcher } from 'node:fs'
-import { join } from 'node:path'
+import { statSync, watch, type FSWatcher } from 'node:fs'
+import { basename, join } from 'node:path'
 
 /**
  * Directories watched per dataset at most. Beyond it the rest of the tree is seen by the
@@ -28,7 +28,8 @@ export class DirectoryWatcher {
 
   constructor (
     private readonly root: string,
-    private readonly onChange: () => void,
+    /** Called with the directory (relative to the root) whose watch reported an event or failed. */
+    private readonly onChange: (dir: string) => void,
     private readonly onProblem: (message: string, fields: Record<string, unknown>) => void,
     private readonly maxDirectories = DEFAULT_MAX_WATCHED_DIRECTORIES
   ) {}
@@ -36,6 +37,11 @@ export class DirectoryWatcher {
   /** How many directories are watched now. */
   get size (): number {
     return this.watchers.size
+  }
+
+  /** Whether this directory is watched now. */
+  has (dir: string): boolean {
+    return this.watchers.has(dir)
   }
 
   /** Watches exactly these directories (relative to the root, '' for the root itself). */
@@ -47,15 +53,29 @@ export class DirectoryWatcher {
       watcher.close()
       this.watchers.delete(dir)
     }
-    for (const dir of wanted) {
+    this.add(wanted)
+  }
+
+  /** Watches these directories too (a scan of part of the tree found them); the next `update` drops those gone. */
+  add (directories: Iterable<string>): void {
+    if (this.closed) return
+    for (const dir of directories) {
       if (this.watchers.has(dir)) continue
       if (this.watchers.size >= this.maxDirectories) {
         this.reportLimit(`more than ${this.maxDirectories} directories`)
         break
       }
+      const path = join(this.root, dir)
+      const name = basename(path)
       let watcher: FSWatcher
       try {
-        watcher = watch(join(this.root, dir), () => this.onChange())
+        const ino = statSync(path).ino
+        watcher = watch(path, (event, filename) => {
+          // The directory itself removed or moved (its watch then goes quiet, even if a new one
+          // appears at its path): dropped, so that scans walk the path again and watch it anew.
+          if (event === 'rename' && filename === name && !this.sameDirectory(path, ino)) this.drop(dir, watcher)
+          this.onChange(dir)
+        })
       } catch (err: any) {
         if (err.code === 'ENOENT' || err.code === 'ENOTDIR') continue
         if (err.code === 'ENOSPC' || err.code === 'EMFILE') {
@@ -67,11 +87,23 @@ export class DirectoryWatcher {
       }
       // A watch that fails (its directory removed, most often) is dropped; the next scan decides what is left.
       watcher.on('error', () => {
-        watcher.close()
-        if (this.watchers.get(dir) === watcher) this.watchers.delete(dir)
-        this.onChange()
+        this.drop(dir, watcher)
+        this.onChange(dir)
       })
       this.watchers.set(dir, watcher)
+    }
+  }
+
+  private drop (dir: string, watcher: FSWatcher): void {
+    watcher.close()
+    if (this.watchers.get(dir) === watcher) this.watchers.delete(dir)
+  }
+
+  private sameDirectory (path: string, ino: number): boolean {
+    try {
+      return statSync(path).ino === ino
+    } catch {
+      return false
     }
   }
 

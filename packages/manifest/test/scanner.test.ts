@@ -113,9 +113,11 @@ describe('scanDataset', () => {
   it('reports a file modified less than stableMs ago as pending and does not index it', async () => {
     await put('old.bin', 'settled', T0)
     await put('fresh.bin', 'still being written', T0 + 9_000)
+    await put('deep/er/fresh.bin', 'also being written', T0 + 9_000)
     const filesBefore = hashingStats.filesHashed
     const r = await scan(T0 + 10_000) // fresh.bin is 1 s old, stableMs is 5 s
-    expect(r.pending).toBe(1)
+    expect(r.pending).toBe(2)
+    expect(r.pendingDirectories.sort()).toEqual(['', 'deep/er'])
     expect(r.changed.map(f => f.path)).toEqual(['old.bin'])
     expect(index.get(DS, 'fresh.bin')).toBeUndefined()
     expect(index.sequence).toBe(1)
@@ -123,7 +125,8 @@ describe('scanDataset', () => {
 
     const later = await scan(T0 + 9_000 + STABLE) // exactly stableMs old: stable
     expect(later.pending).toBe(0)
-    expect(later.changed.map(f => [f.path, f.version, f.seq])).toEqual([['fresh.bin', 1, 2]])
+    expect(later.pendingDirectories).toEqual([])
+    expect(later.changed.map(f => [f.path, f.version, f.seq])).toEqual([['deep/er/fresh.bin', 1, 2], ['fresh.bin', 1, 3]])
   })
 
   it('does not re-hash unchanged files on a second scan', async () => {
@@ -133,7 +136,7 @@ describe('scanDataset', () => {
     const before = { ...hashingStats }
     const seq = index.sequence
     const r = await scan(T0 + 120_000)
-    expect(r).toEqual({ changed: [], pending: 0, skipped: [], directories: [''] })
+    expect(r).toEqual({ changed: [], pending: 0, pendingDirectories: [], skipped: [], directories: [''] })
     expect(hashingStats).toEqual(before)
     expect(index.sequence).toBe(seq)
   })
@@ -431,6 +434,59 @@ describe('scanDataset', () => {
     expect(r.changed.filter(f => f.deleted).map(f => f.path)).toEqual(gone)
     expect(r.changed.filter(f => !f.deleted).map(f => f.path)).toEqual(['d3/new'])
     expect((await scan(T0 + 80_000)).changed).toEqual([])
+  })
+})
+
+describe('scanDataset of some directories (only)', () => {
+  it('sees the changes in those directories and nowhere else; a full scan sees the rest', async () => {
+    for (const f of ['a/keep', 'a/edit', 'a/gone', 'a/w/inner', 'b/other']) await put(f, f)
+    await scan(T0 + 60_000)
+    await put('a/new', 'new')
+    await put('a/edit', 'edited', T0 + 1000)
+    await rm(join(root, 'a/gone'))
+    await put('a/w/inner', 'changed inside a watched subdirectory', T0 + 1000)
+    await put('b/other', 'changed elsewhere', T0 + 1000)
+    const scoped = await scan(T0 + 70_000, { only: ['a'], descend: (dir) => dir !== 'a/w' })
+    expect(scoped.changed.map(f => [f.path, f.deleted, f.version])).toEqual([['a/edit', false, 2], ['a/gone', true, 2], ['a/new', false, 1]])
+    expect(scoped.directories).toEqual(['a'])
+    const full = await scan(T0 + 80_000)
+    expect(full.changed.map(f => f.path)).toEqual(['a/w/inner', 'b/other'])
+  })
+
+  it('walks a subdirectory it may descend into whole, and tombstones the files of one that is gone', async () => {
+    for (const f of ['a/old/x', 'a/old/deeper/y', 'a/w/z']) await put(f, f)
+    await scan(T0 + 60_000)
+    await rm(join(root, 'a/old'), { recursive: true })
+    await put('a/fresh/deep/er/f', 'f')
+    const watched = new Set(['a', 'a/old', 'a/old/deeper', 'a/w'])
+    const r = await scan(T0 + 70_000, { only: ['a'], descend: (dir) => !watched.has(dir) })
+    expect(r.changed.map(f => [f.path, f.deleted])).toEqual([['a/fresh/deep/er/f', false], ['a/old/deeper/y', true], ['a/old/x', true]])
+    expect(r.directories).toEqual(['a', 'a/fresh', 'a/fresh/deep', 'a/fresh/deep/er'])
+    // A directory scanned by name after it went away: its files go, once.
+    await rm(join(root, 'a/w'), { recursive: true })
+    const gone = await scan(T0 + 80_000, { only: ['a/w'], descend: () => false })
+    expect(gone.changed.map(f => [f.path, f.deleted])).toEqual([['a/w/z', true]])
+    expect((await scan(T0 + 90_000)).changed).toEqual([])
+  })
+
+  it('skips the index rows of a subdirectory it does not walk, across pages, and still sees what follows it', async () => {
+    await put('a/first', '1')
+    await Promise.all(Array.from({ length: 2500 }, async (_, i) => await put(`a/w/f${String(i).padStart(4, '0')}`, String(i))))
+    await put('a/x-last', 'last')
+    await put('a/z/under', 'under')
+    await scan(T0 + 60_000)
+    await rm(join(root, 'a/first'))
+    await rm(join(root, 'a/x-last'))
+    await rm(join(root, 'a/w/f1234'))
+    const r = await scan(T0 + 70_000, { only: ['a'], descend: (dir) => dir !== 'a/w' })
+    expect(r.changed.map(f => [f.path, f.deleted])).toEqual([['a/first', true], ['a/x-last', true]])
+    expect(r.directories).toEqual(['a', 'a/z'])
+    const full = await scan(T0 + 80_000)
+    expect(full.changed.map(f => [f.path, f.deleted])).toEqual([['a/w/f1234', true]])
+  })
+
+  it('refuses a directory that is not a relative path', async () => {
+    await expect(scan(T0, { only: ['../up'] })).rejects.toThrow(/not a relative directory path/)
   })
 })
 

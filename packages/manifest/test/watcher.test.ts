@@ -42,6 +42,35 @@ describe('DirectoryWatcher', () => {
     await change
   })
 
+  it('says which directory changed, and drops the watch of a directory removed and made again (whose watch went quiet)', async () => {
+    await mkdir(join(root, 'a', 'S'), { recursive: true })
+    const seen: string[] = []
+    let notify: (() => void) | undefined
+    const w = new DirectoryWatcher(root, (dir) => { seen.push(dir); notify?.() }, () => {})
+    watchers.push(w)
+    w.update(['', 'a', 'a/S'])
+    /** Waits (at most 5 s) until `check` holds after some report. */
+    const until = async (check: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 5_000
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`timed out; reports: ${seen.join(', ')}`)
+        await new Promise<void>(resolve => { notify = resolve; setTimeout(resolve, 100) })
+      }
+    }
+    await writeFile(join(root, 'a', 'S', 'f'), 'x')
+    await until(() => seen.includes('a/S'))
+    expect(seen.every(d => d === 'a/S')).toBe(true)
+    await rm(join(root, 'a', 'S'), { recursive: true })
+    await mkdir(join(root, 'a', 'S'))
+    await until(() => !w.has('a/S') && seen.includes('a'))
+    expect(w.has('a')).toBe(true)
+    // Watched again, the new directory reports its files.
+    w.add(['a/S'])
+    seen.length = 0
+    await writeFile(join(root, 'a', 'S', 'g'), 'x')
+    await until(() => seen.includes('a/S'))
+  })
+
   it('follows the directories the scanner reports: new ones are added, vanished ones dropped', async () => {
     await mkdir(join(root, 'one'), { recursive: true })
     await writeFile(join(root, 'one', 'f'), 'x')

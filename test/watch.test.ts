@@ -1,0 +1,46 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
+import { Cluster, waitFor, type TestAgent } from './helpers/agents.js'
+
+/**
+ * Changes reach the index through the directory watches alone: the periodic rescan is set far
+ * beyond the test, so every change found here was found by a scan of the changed directory only.
+ */
+describe('watching a dataset', () => {
+  const cluster = new Cluster()
+  let a: TestAgent
+
+  beforeAll(async () => {
+    await cluster.init()
+    a = await cluster.add({ name: 'watcher', extraArgs: ['--rescan-ms', '3600000', '--stable-ms', '200'] })
+    await waitFor('the first scan', async () => (await a.client.status()).scan.scans >= 1 || undefined)
+  })
+  afterAll(async () => { await cluster.cleanup() })
+
+  const held = async (path: string): Promise<boolean> => {
+    const where = await a.client.where('default', path)
+    return where.holders.some(h => h.self && !where.deleted)
+  }
+
+  it('indexes a file written in a new subdirectory, then in a directory removed and made again, scanning only those directories', async () => {
+    onTestFailed(() => { console.error(a.stderr.slice(-4000)) })
+    await mkdir(join(a.data, 'runs', 'one'), { recursive: true })
+    await writeFile(join(a.data, 'runs', 'one', 'ckpt-1.bin'), 'first checkpoint')
+    await waitFor('runs/one/ckpt-1.bin indexed', async () => await held('runs/one/ckpt-1.bin') || undefined, 20_000)
+
+    // The directory goes away with its file, and comes back with another.
+    await rm(join(a.data, 'runs', 'one'), { recursive: true })
+    await waitFor('runs/one/ckpt-1.bin deleted', async () => (await a.client.where('default', 'runs/one/ckpt-1.bin')).deleted || undefined, 20_000)
+    await mkdir(join(a.data, 'runs', 'one'))
+    await writeFile(join(a.data, 'runs', 'one', 'ckpt-2.bin'), 'second checkpoint')
+    await waitFor('runs/one/ckpt-2.bin indexed', async () => await held('runs/one/ckpt-2.bin') || undefined, 20_000)
+    // And its new files are seen through its new watch.
+    await writeFile(join(a.data, 'runs', 'one', 'ckpt-3.bin'), 'third checkpoint')
+    await waitFor('runs/one/ckpt-3.bin indexed', async () => await held('runs/one/ckpt-3.bin') || undefined, 20_000)
+
+    const status = await a.client.status()
+    expect(status.scan.scans).toBe(1)
+    expect(status.scan.directoryScans).toBeGreaterThanOrEqual(3)
+  })
+})
