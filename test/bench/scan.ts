@@ -193,11 +193,13 @@ async function main (): Promise<void> {
       oneThread.push(a.timing)
 
       progress(`round ${r}/${s.rounds}: (b) fresh scan on a pool of ${s.workers} workers`)
-      const b = await timed(async () => await scanDataset('bench', bigRoot, openIndex(`pooled-${r}`), { stableMs: 0, hasher: pool.hash }))
+      const pooledIndex = openIndex(`pooled-${r}`)
+      const b = await timed(async () => await scanDataset('bench', bigRoot, pooledIndex, { stableMs: 0, hasher: pool.hash }))
       poolScan.push(b.timing)
       if (b.value.changed.length !== s.files || b.value.pending !== 0) throw new Error(`pooled scan indexed ${b.value.changed.length} of ${s.files} files (${b.value.pending} pending)`)
       for (const f of b.value.changed) {
-        if (hex(f.contentId) !== a.value.get(f.path)) throw new Error(`${f.path}: the pooled scan and the baseline disagree on the content id`)
+        const contentId = pooledIndex.get('bench', f.path)?.contentId
+        if (contentId == null || hex(contentId) !== a.value.get(f.path)) throw new Error(`${f.path}: the pooled scan and the baseline disagree on the content id`)
       }
 
       progress(`round ${r}/${s.rounds}: fresh scan on the main thread (hashFile), for reference`)
