@@ -9,7 +9,9 @@
  *   hashed by the agent itself); 15 in-process libp2p nodes (same cluster key: pnet, Noise, Yamux,
  *   identify) dial it and serve their records over /shoal/manifest/1.0.0 when it pulls (which it
  *   does on connect, as it would from any peer). Memory is the agent's VmRSS/VmHWM; `where` goes
- *   through ShoalClient to the agent's socket.
+ *   through ShoalClient to the agent's socket from a process of its own (where-client.ts: an
+ *   application beside the agent), then, for comparison, from this process (which also runs
+ *   the 15 simulated peers).
  * --mode merge: this process builds a ClusterManifest from 16 records encoded and decoded as
  *   ManifestPages (the agent's wire codec) and merged with replaceRecord, then serves `where`
  *   through the agent's real ApiServer class (imported from packages/agent/dist/api.js: it is not
@@ -19,7 +21,7 @@
  * Prints one JSON object on stdout; progress on stderr.
  */
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { request, Agent as HttpAgent } from 'node:http'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -33,6 +35,7 @@ import {
   AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, splitNodeArgs, summarise, tempDir, waitFor,
   onCleanup
 } from './lib.ts'
+import { DATASET, latencyFigures, pathOf, queryLatencies, rawWhere } from './where-queries.ts'
 
 const flags = parseFlags({
   mode: 'protocol',
@@ -54,15 +57,9 @@ const flags = parseFlags({
   agentNodeArgs: '',
   /** Protocol mode: extra `shoal agent` flags, space-separated (e.g. '--rescan-ms 600000'). */
   agentArgs: '',
-  /** Protocol mode: query through ShoalClient this many times over (the headline is the first pass; later passes show warm-up effects). */
+  /** Protocol mode: from this process, query through ShoalClient this many times over (later passes repeat the first one's paths: warm-up effects). */
   clientPasses: 1
 })
-
-const DATASET = 'default'
-
-function pathOf (i: number): string {
-  return `shards/s${String(i % 256).padStart(3, '0')}/part-${String(i).padStart(6, '0')}.npz`
-}
 
 function contentOf (i: number): string {
   return `${i}\n`
@@ -91,44 +88,22 @@ function pages (entries: FileEntry[], size: number): FileEntry[][] {
   return out
 }
 
-/** Sequential `where` queries; per-query latency in ms. */
-async function queryLatencies (ask: (path: string) => Promise<number>, files: number, count: number, warmup: number): Promise<{ latencies: number[], holders: number }> {
-  const random = rng(flags.seed)
-  let holders = 0
-  for (let i = 0; i < warmup; i++) holders = await ask(pathOf(Math.floor(random() * files)))
-  const latencies: number[] = new Array(count)
-  for (let i = 0; i < count; i++) {
-    const path = pathOf(Math.floor(random() * files))
-    const t = performance.now()
-    holders = await ask(path)
-    latencies[i] = performance.now() - t
-  }
-  return { latencies, holders }
-}
-
-/** GET /v1/where with a dedicated keep-alive agent and no client-side parsing beyond JSON: isolates the client's share. */
-function rawWhere (socketPath: string): (path: string) => Promise<number> {
-  const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 })
-  onCleanup(() => agent.destroy())
-  return async (path) => await new Promise((resolve, reject) => {
-    const req = request({ socketPath, agent, path: `/v1/where?dataset=${DATASET}&path=${encodeURIComponent(path)}` }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve((JSON.parse(Buffer.concat(chunks).toString()) as { holders: unknown[] }).holders.length))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-function latencyFigures (latencies: number[]): Record<string, number> {
-  const s = summarise(latencies, 3)
-  const sorted = [...latencies].sort((a, b) => a - b)
-  return { ...s, p999: Number(sorted[Math.min(sorted.length - 1, Math.ceil(0.999 * sorted.length) - 1)].toFixed(3)), over1ms: latencies.filter(x => x > 1).length }
-}
-
 // ---------------------------------------------------------------- protocol mode
+
+/** Runs where-client.ts against the agent's socket in a process of its own; its figures. */
+async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: number): Promise<{ holders: number, ms: Record<string, number> }> {
+  const args = [join(REPO, 'test/bench/where-client.ts'), '--socket', socket, '--files', String(flags.files), '--queries', String(flags.queries),
+    '--warmup', String(flags.warmup), '--seed', String(seed), '--via', via]
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  onCleanup(() => { if (child.exitCode === null && child.signalCode === null) child.kill() })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('exit', resolve) })
+  if (code !== 0) throw new Error(`where-client (${via}) exited with ${code}: ${err.trim()}`)
+  return JSON.parse(out) as { holders: number, ms: Record<string, number> }
+}
 
 function mib (bytes: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, Number((v / 1048576).toFixed(1))]))
@@ -333,22 +308,30 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const idleCpu = (await measureCpu([agent.pid], 10_000))[0]
   const status = await agent.client().status()
 
-  log(`querying where ${flags.queries} times (ShoalClient); load ${loadavg()}`)
   const loadBeforeQueries = loadavg()
+  // The headline: an application in a process of its own (as it would be), the first to ask for
+  // these paths. Then the same from this process, which also runs the 15 simulated peers.
+  log(`querying where ${flags.queries} times (ShoalClient, separate process); load ${loadavg()}`)
+  const viaProcess = await whereFromProcess(agent.socket, 'client', flags.seed + 1)
+  log(`querying where ${flags.queries} times (raw keep-alive HTTP, separate process); load ${loadavg()}`)
+  const viaProcessRaw = await whereFromProcess(agent.socket, 'raw', flags.seed + 2)
+  log(`querying where ${flags.queries} times (ShoalClient, in the benchmark process); load ${loadavg()}`)
   const client = new ShoalClient(agent.socket)
   const whereViaClient = async (p: string): Promise<number> => (await client.where(DATASET, p)).holders.length
-  const viaClient = await queryLatencies(whereViaClient, flags.files, flags.queries, flags.warmup)
+  const viaClient = await queryLatencies(whereViaClient, flags.files, flags.queries, flags.warmup, flags.seed)
   const laterPasses: Array<Record<string, number>> = []
   for (let pass = 1; pass < flags.clientPasses; pass++) {
-    log(`querying where ${flags.queries} times more (ShoalClient, pass ${pass + 1}); load ${loadavg()}`)
-    laterPasses.push(latencyFigures((await queryLatencies(whereViaClient, flags.files, flags.queries, flags.warmup)).latencies))
+    log(`querying where ${flags.queries} times more (ShoalClient, in the benchmark process, pass ${pass + 1}); load ${loadavg()}`)
+    laterPasses.push(latencyFigures((await queryLatencies(whereViaClient, flags.files, flags.queries, flags.warmup, flags.seed)).latencies))
   }
-  log(`querying where ${flags.queries} times (raw keep-alive HTTP); load ${loadavg()}`)
-  const viaRaw = await queryLatencies(rawWhere(agent.socket), flags.files, flags.queries, flags.warmup)
+  log(`querying where ${flags.queries} times (raw keep-alive HTTP, in the benchmark process); load ${loadavg()}`)
+  const raw = rawWhere(agent.socket)
+  onCleanup(raw.close)
+  const viaRaw = await queryLatencies(raw.ask, flags.files, flags.queries, flags.warmup, flags.seed)
   const afterQueries = memoryMiB(agent.pid)
   const afterQueriesBreakdown = memoryBreakdownMiB(agent.pid)
   const afterQueriesHeap: Record<string, number> = (await agent.client().status()).memory
-  const clientFigures = latencyFigures(viaClient.latencies)
+  const clientFigures = viaProcess.ms
   return {
     mode: `protocol: one real agent process; ${flags.nodes - 1} in-process libp2p nodes serve their records over /shoal/manifest/1.0.0`,
     nodes: flags.nodes,
@@ -374,11 +357,15 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       afterQueriesV8: mib(afterQueriesHeap)
     },
     goalRss: { atMostMiB: 300, met: settled.rss <= 300 },
+    /** ShoalClient in a process of its own, the first queries of these paths. */
     whereMs: clientFigures,
-    whereHolders: viaClient.holders,
-    whereLaterClientPassesMs: laterPasses,
+    whereHolders: viaProcess.holders,
     goalWhere: { p99AtMostMs: 1, met: clientFigures.p99 <= 1 },
-    whereRawKeepAliveMs: latencyFigures(viaRaw.latencies),
+    whereRawKeepAliveMs: viaProcessRaw.ms,
+    /** The same queries from the benchmark process (which runs the simulated peers too); later passes repeat the first one's paths. */
+    whereInBenchProcessMs: latencyFigures(viaClient.latencies),
+    whereInBenchProcessLaterPassesMs: laterPasses,
+    whereInBenchProcessRawMs: latencyFigures(viaRaw.latencies),
     agentIdleCpuPercent: idleCpu,
     heapSnapshot,
     recordsServed: fakes.reduce((sum, f) => sum + f.served, 0),
@@ -476,9 +463,11 @@ async function mergeMode (): Promise<Record<string, unknown>> {
   log(`serving where on ${socket}; querying ${flags.queries} times in this same process; load ${loadavg()}`)
   const loadBeforeQueries = loadavg()
   const client = new ShoalClient(socket)
-  const viaClient = await queryLatencies(async (p) => (await client.where(DATASET, p)).holders.length, flags.files, flags.queries, flags.warmup)
+  const viaClient = await queryLatencies(async (p) => (await client.where(DATASET, p)).holders.length, flags.files, flags.queries, flags.warmup, flags.seed)
   const compute = computeMs.slice(flags.warmup, flags.warmup + flags.queries)
-  const viaRaw = await queryLatencies(rawWhere(socket), flags.files, flags.queries, flags.warmup)
+  const raw = rawWhere(socket)
+  onCleanup(raw.close)
+  const viaRaw = await queryLatencies(raw.ask, flags.files, flags.queries, flags.warmup, flags.seed)
   const clientFigures = latencyFigures(viaClient.latencies)
   return {
     mode: 'merge: this process built the ClusterManifest (ManifestPage encode/decode, checkEntries, replaceRecord) and served where through ApiServer imported from packages/agent/dist/api.js; client and server share one process',

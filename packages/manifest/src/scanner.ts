@@ -1,4 +1,6 @@
+import { lstatSync, type Stats } from 'node:fs'
 import { readdir, stat, lstat, writeFile } from 'node:fs/promises'
+import { setImmediate } from 'node:timers/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { isValidRelativePath } from '@shoal/wire'
@@ -40,6 +42,8 @@ export interface ScanOptions {
   only?: string[]
   /** With `only`: whether to walk a subdirectory of a scanned directory (false: it is watched, and scanned when it changes). */
   descend?: (dir: string) => boolean
+  /** A batch of lstat calls on the event loop's thread slower than this moves the rest of the walk to the thread pool; 4 ms by default. */
+  slowStatMs?: number
 }
 
 export type FileHasher = (path: string, chunkSize: number, options: { expectedSize?: number, signal?: AbortSignal }) => Promise<FileHashes>
@@ -71,10 +75,24 @@ export interface ScanResult {
 
 interface Seen { size: number, mtimeMs: number, ino: number, mode: number }
 
-interface Walk { skipped: string[], unreadable: string[], directories: string[], signal?: AbortSignal, notDescended: Set<string> }
+interface Walk {
+  skipped: string[]
+  unreadable: string[]
+  directories: string[]
+  signal?: AbortSignal
+  notDescended: Set<string>
+  /** lstat was slow on this thread: the rest of the walk uses the thread pool. */
+  slowStat: boolean
+  slowStatMs: number
+}
 
 /** lstat calls in flight during a walk: enough to keep the thread pool busy, and a slow network filesystem does not stall the event loop. */
 const STAT_CONCURRENCY = 64
+
+/** Files lstat'ed at a time on the event loop's thread, between yields. */
+const SYNC_STAT_BATCH = 64
+/** A batch slower than this (a network filesystem) moves the rest of the walk to the thread pool. */
+const SLOW_STAT_BATCH_MS = 4
 
 /** Index rows a rescan reads at a time. */
 const INDEX_PAGE = 2000
@@ -142,13 +160,28 @@ async function * walkSorted (root: string, dir: string, w: Walk, descend?: (dir:
   // Stat the directory's files concurrently; emit them in order (sequence numbers do not depend on timing).
   const files = entries.filter(e => !e.dir)
   const stats: Array<Seen | undefined> = new Array(files.length)
-  await eachLimited(files, STAT_CONCURRENCY, async (entry, i) => {
+  const seen = (st: Stats | undefined): Seen | undefined => st?.isFile() === true ? { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777 } : undefined
+  let next = 0
+  // A local disk answers lstat from the inode cache in a microsecond or two: a batch on this
+  // thread costs a fraction of the thread-pool round trips (and yields between batches). A slow
+  // one (a network filesystem) switches the walk to the thread pool, where it stalls nothing.
+  while (!w.slowStat && next < files.length) {
+    w.signal?.throwIfAborted()
+    const started = performance.now()
+    const end = Math.min(files.length, next + SYNC_STAT_BATCH)
+    for (; next < end; next++) {
+      const rel = relOf(files[next].name)
+      if (isValidRelativePath(rel)) stats[next] = seen(lstatSync(join(root, rel), { throwIfNoEntry: false }))
+    }
+    if (performance.now() - started >= w.slowStatMs) w.slowStat = true
+    await setImmediate()
+  }
+  await eachLimited(files.slice(next), STAT_CONCURRENCY, async (entry, i) => {
     w.signal?.throwIfAborted()
     const rel = relOf(entry.name)
     if (!isValidRelativePath(rel)) return
     try {
-      const st = await lstat(join(root, rel))
-      if (st.isFile()) stats[i] = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), ino: st.ino, mode: st.mode & 0o7777 }
+      stats[next + i] = seen(await lstat(join(root, rel)))
     } catch (err: any) {
       if (err.code !== 'ENOENT') throw err
     }
@@ -247,7 +280,7 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       if (err.code !== 'EEXIST') throw new DatasetUnavailableError(`dataset ${dataset}: cannot write ${DATASET_MARKER} in ${root} (${err.code})`)
     })
   }
-  const w: Walk = { skipped: [], unreadable: [], directories: [], signal: options.signal, notDescended: new Set() }
+  const w: Walk = { skipped: [], unreadable: [], directories: [], signal: options.signal, notDescended: new Set(), slowStat: false, slowStatMs: options.slowStatMs ?? SLOW_STAT_BATCH_MS }
 
   const changed: ScannedChange[] = []
   let pending = 0

@@ -437,6 +437,26 @@ describe('scanDataset', () => {
   })
 })
 
+describe('scanDataset on a slow filesystem (lstat on the thread pool)', () => {
+  it('indexes, rescans and tombstones the same after the walk leaves the event loop\'s thread', async () => {
+    // slowStatMs 0: every batch counts as slow, so the walk switches after the first 64 files
+    // of the root (and walks sub/ on the thread pool from the start).
+    const files = Array.from({ length: 300 }, (_, i) => `f${String(i).padStart(3, '0')}`)
+    await Promise.all(files.map(async f => await put(f, f)))
+    await put('sub/under', 'under')
+    const slow = { slowStatMs: 0 }
+    expect((await scan(T0 + 60_000, slow)).changed.map(f => f.path)).toEqual([...files, 'sub/under'])
+    const before = hashingStats.filesHashed
+    expect((await scan(T0 + 70_000, slow)).changed).toEqual([])
+    expect(hashingStats.filesHashed).toBe(before)
+    await rm(join(root, files[10]))
+    await rm(join(root, files[200]))
+    await put(files[250], 'edited', T0 + 1000)
+    const r = await scan(T0 + 80_000, slow)
+    expect(r.changed.map(f => [f.path, f.deleted])).toEqual([[files[10], true], [files[200], true], [files[250], false]])
+  })
+})
+
 describe('scanDataset of some directories (only)', () => {
   it('sees the changes in those directories and nowhere else; a full scan sees the rest', async () => {
     for (const f of ['a/keep', 'a/edit', 'a/gone', 'a/w/inner', 'b/other']) await put(f, f)
