@@ -94,8 +94,11 @@ const SYNC_STAT_BATCH = 64
 /** A batch slower than this (a network filesystem) moves the rest of the walk to the thread pool. */
 const SLOW_STAT_BATCH_MS = 4
 
-/** Index rows a rescan reads at a time. */
-const INDEX_PAGE = 2000
+/** Index rows a rescan reads at a time (about half a millisecond of SQLite). */
+export const SCAN_INDEX_PAGE = 500
+const INDEX_PAGE = SCAN_INDEX_PAGE
+/** Files merged between yields to the event loop. */
+const MERGE_YIELD_FILES = 256
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function eachLimited<T> (items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
@@ -412,9 +415,15 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       }
       return undefined
     }
+    let sinceYield = 0
     for await (const run of walkSorted(root, dir, w, descend)) {
       for (const [path, disk] of run) {
         options.signal?.throwIfAborted()
+        // Between the walk's own yields, a directory of thousands of files: let requests in.
+        if (++sinceYield === MERGE_YIELD_FILES) {
+          sinceYield = 0
+          await setImmediate()
+        }
         const row = await rowsBefore(path)
         if (row != null && row.path === path) {
           cursor.next()

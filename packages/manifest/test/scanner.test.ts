@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
-  compareUtf8, DatasetUnavailableError, hashingStats, LocalIndex, scanDataset, type LocalFile, type ScanOptions
+  compareUtf8, DatasetUnavailableError, SCAN_INDEX_PAGE, hashingStats, LocalIndex, scanDataset, type LocalFile, type ScanOptions
 } from '../src/index.js'
 import { DatabaseSync } from 'node:sqlite'
 
@@ -421,13 +421,15 @@ describe('scanDataset', () => {
   })
 
   it('reads the index a page at a time: a rescan of thousands of files across page boundaries finds every change', async () => {
+    const page = SCAN_INDEX_PAGE
+    const count = 2 * page + page / 2
     const files: string[] = []
-    for (let i = 0; i < 4500; i++) files.push(`d${i % 7}/f${String(i).padStart(5, '0')}`)
+    for (let i = 0; i < count; i++) files.push(`d${i % 7}/f${String(i).padStart(5, '0')}`)
     await Promise.all(files.map(async f => await put(f, f)))
-    expect((await scan(T0 + 60_000)).changed).toHaveLength(4500)
+    expect((await scan(T0 + 60_000)).changed).toHaveLength(count)
     const sorted = [...files].sort(compareUtf8)
-    // Around the first and second 2,000-row page boundaries, and at both ends.
-    const gone = [sorted[0], sorted[1999], sorted[2000], sorted[3999], sorted[4000], sorted[4499]]
+    // Around the first and second page boundaries, and at both ends.
+    const gone = [sorted[0], sorted[page - 1], sorted[page], sorted[2 * page - 1], sorted[2 * page], sorted[count - 1]]
     for (const f of gone) await rm(join(root, f))
     await put('d3/new', 'new')
     const r = await scan(T0 + 70_000)
@@ -491,18 +493,18 @@ describe('scanDataset of some directories (only)', () => {
 
   it('skips the index rows of a subdirectory it does not walk, across pages, and still sees what follows it', async () => {
     await put('a/first', '1')
-    await Promise.all(Array.from({ length: 2500 }, async (_, i) => await put(`a/w/f${String(i).padStart(4, '0')}`, String(i))))
+    await Promise.all(Array.from({ length: 2 * SCAN_INDEX_PAGE + 100 }, async (_, i) => await put(`a/w/f${String(i).padStart(4, '0')}`, String(i))))
     await put('a/x-last', 'last')
     await put('a/z/under', 'under')
     await scan(T0 + 60_000)
     await rm(join(root, 'a/first'))
     await rm(join(root, 'a/x-last'))
-    await rm(join(root, 'a/w/f1234'))
+    await rm(join(root, `a/w/f${String(SCAN_INDEX_PAGE + 7).padStart(4, '0')}`))
     const r = await scan(T0 + 70_000, { only: ['a'], descend: (dir) => dir !== 'a/w' })
     expect(r.changed.map(f => [f.path, f.deleted])).toEqual([['a/first', true], ['a/x-last', true]])
     expect(r.directories).toEqual(['a', 'a/z'])
     const full = await scan(T0 + 80_000)
-    expect(full.changed.map(f => [f.path, f.deleted])).toEqual([['a/w/f1234', true]])
+    expect(full.changed.map(f => [f.path, f.deleted])).toEqual([[`a/w/f${String(SCAN_INDEX_PAGE + 7).padStart(4, '0')}`, true]])
   })
 
   it('refuses a directory that is not a relative path', async () => {
