@@ -44,3 +44,34 @@ describe('watching a dataset', () => {
     expect(status.scan.directoryScans).toBeGreaterThanOrEqual(3)
   })
 })
+
+describe('the periodic rescan', () => {
+  const cluster = new Cluster()
+  let a: TestAgent
+
+  beforeAll(async () => {
+    await cluster.init()
+    a = await cluster.add({ name: 'rescanner', extraArgs: ['--rescan-ms', '300'] })
+    await waitFor('the first scan', async () => (await a.client.status()).scan.scans >= 1 || undefined)
+  })
+  afterAll(async () => { await cluster.cleanup() })
+
+  it('waits while applications keep asking, and runs once they pause', async () => {
+    onTestFailed(() => { console.error(a.stderr.slice(-4000)) })
+    // Every 300 ms a rescan falls due; none runs while queries arrive without a one-second pause
+    // (the first second of queries lets a scan already under way finish).
+    const client = a.client
+    const busy = async (ms: number): Promise<void> => {
+      const until = Date.now() + ms
+      while (Date.now() < until) await client.where('default', 'nothing/here.bin')
+    }
+    await busy(1_000)
+    const before = await a.client.status()
+    await busy(3_000)
+    const during = await a.client.status()
+    expect(during.scan.scans).toBe(before.scan.scans)
+    expect(during.scan.rescansDeferred).toBeGreaterThanOrEqual(1)
+    // Once the API is quiet (polled more than a second apart), the waiting rescan runs.
+    await waitFor('a rescan after the queries stop', async () => (await a.client.status()).scan.scans > during.scan.scans || undefined, 30_000, 1_500)
+  })
+})

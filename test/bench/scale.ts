@@ -90,6 +90,26 @@ function pages (entries: FileEntry[], size: number): FileEntry[][] {
 
 // ---------------------------------------------------------------- protocol mode
 
+/** where-client.ts (both ways) against floor-server.ts answering with a real where body of the agent. */
+async function floorFigures (agentSocket: string, dir: string): Promise<{ client: Record<string, number>, raw: Record<string, number> }> {
+  const bodyFile = join(dir, 'floor-body.json')
+  await writeFile(bodyFile, JSON.stringify(await new ShoalClient(agentSocket).where(DATASET, pathOf(0))))
+  const socket = join(dir, 'floor.sock')
+  const server = spawn(process.execPath, [join(REPO, 'test/bench/floor-server.ts'), '--socket', socket, '--body', bodyFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+  onCleanup(() => { if (server.exitCode === null && server.signalCode === null) server.kill() })
+  await new Promise<void>((resolve, reject) => {
+    server.on('error', reject)
+    server.on('exit', (code) => reject(new Error(`floor-server exited with ${code}`)))
+    server.stdout.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve() })
+  })
+  try {
+    return { client: (await whereFromProcess(socket, 'client', flags.seed + 1)).ms, raw: (await whereFromProcess(socket, 'raw', flags.seed + 2)).ms }
+  } finally {
+    server.removeAllListeners('exit')
+    server.kill()
+  }
+}
+
 /** Runs where-client.ts against the agent's socket in a process of its own; its figures. */
 async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: number): Promise<{ holders: number, ms: Record<string, number> }> {
   const args = [join(REPO, 'test/bench/where-client.ts'), '--socket', socket, '--files', String(flags.files), '--queries', String(flags.queries),
@@ -315,6 +335,9 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const viaProcess = await whereFromProcess(agent.socket, 'client', flags.seed + 1)
   log(`querying where ${flags.queries} times (raw keep-alive HTTP, separate process); load ${loadavg()}`)
   const viaProcessRaw = await whereFromProcess(agent.socket, 'raw', flags.seed + 2)
+  // The floor: the same two clients against a server that only answers with a fixed where body.
+  log(`querying a fixed-answer HTTP server ${flags.queries} times (the floor, separate processes); load ${loadavg()}`)
+  const floor = await floorFigures(agent.socket, set.root)
   log(`querying where ${flags.queries} times (ShoalClient, in the benchmark process); load ${loadavg()}`)
   const client = new ShoalClient(agent.socket)
   const whereViaClient = async (p: string): Promise<number> => (await client.where(DATASET, p)).holders.length
@@ -362,6 +385,9 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     whereHolders: viaProcess.holders,
     goalWhere: { p99AtMostMs: 1, met: clientFigures.p99 <= 1 },
     whereRawKeepAliveMs: viaProcessRaw.ms,
+    /** The same clients against floor-server.ts (fixed answer, same bytes): what two processes and HTTP on a Unix socket cost here. */
+    floorMs: floor,
+    whereP99OverFloor: { client: Number((clientFigures.p99 / floor.client.p99).toFixed(2)), raw: Number((viaProcessRaw.ms.p99 / floor.raw.p99).toFixed(2)) },
     /** The same queries from the benchmark process (which runs the simulated peers too); later passes repeat the first one's paths. */
     whereInBenchProcessMs: latencyFigures(viaClient.latencies),
     whereInBenchProcessLaterPassesMs: laterPasses,

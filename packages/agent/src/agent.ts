@@ -12,7 +12,7 @@ import { LoadMonitor } from './load.js'
 import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
+import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, RESCAN_MAX_DEFER_MS, RESCAN_QUIET_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip, heartbeatPeriodMs } from './gossip.js'
@@ -86,6 +86,10 @@ export class Agent {
   /** Per dataset, directories whose watch reported a change since the scan that last covered them. */
   private readonly dirtyDirs = new Map<string, Set<string>>()
   private scopedScans = 0
+  /** A periodic rescan waits for a quiet API (and when it fell due): later ticks leave it be. */
+  private periodicRescanWaiting = false
+  private periodicRescanDue = 0
+  private rescanDeferrals = 0
   private readonly announceQueue = new SerialQueue()
   private announceTimer?: NodeJS.Timeout
   private stopping = false
@@ -315,7 +319,7 @@ export class Agent {
     // when it is done.
     const firstScan = this.scanAll()
     this.watchDatasets()
-    this.every(config.rescanIntervalMs, () => this.requestScan(0, true))
+    this.every(config.rescanIntervalMs, () => { this.periodicRescan(performance.now()) })
     this.scheduleHeartbeat()
     await this.loadRememberedPeers()
     // After the remembered peers are loaded: they count as known nodes.
@@ -480,6 +484,24 @@ export class Agent {
       watcher.update([''])
       this.watchers.set(dataset.name, watcher)
     }
+  }
+
+  /** The safety-net rescan, once the API is quiet (see RESCAN_QUIET_MS); `due` is when it fell due. */
+  private periodicRescan (due: number): void {
+    if (this.stopping) return
+    if (this.periodicRescanWaiting && due !== this.periodicRescanDue) return
+    const quietFor = performance.now() - (this.api?.lastRequestAt ?? -Infinity)
+    const maxDefer = Math.max(RESCAN_MAX_DEFER_MS, 4 * this.config.rescanIntervalMs)
+    if (quietFor < RESCAN_QUIET_MS && performance.now() - due < maxDefer) {
+      if (!this.periodicRescanWaiting) this.rescanDeferrals++
+      this.periodicRescanWaiting = true
+      this.periodicRescanDue = due
+      const timer = setTimeout(() => { this.periodicRescan(due) }, RESCAN_QUIET_MS - quietFor)
+      timer.unref()
+      return
+    }
+    this.periodicRescanWaiting = false
+    this.requestScan(0, true)
   }
 
   /** Queues a scan of one directory of a dataset (or of all of it, when too many are waiting). */
@@ -717,7 +739,7 @@ export class Agent {
         ...(this.gossip?.stats ?? { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }),
         rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
       },
-      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans },
+      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans, rescansDeferred: this.rescanDeferrals },
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
       memory: {
         ...(({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),

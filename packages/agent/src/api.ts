@@ -219,7 +219,11 @@ export class ApiServer {
     streamEventsTo(this.backend.events, req, res)
   }
 
+  /** When the last request arrived (performance.now()); -Infinity before the first. */
+  lastRequestAt = -Infinity
+
   private route (req: IncomingMessage, res: ServerResponse): void {
+    this.lastRequestAt = performance.now()
     try {
       if ((req.url ?? '').length > MAX_URL_LENGTH) throw new ApiError(414, 'uri_too_long', 'request URL too long')
       const url = new URL(req.url ?? '/', 'http://shoal')

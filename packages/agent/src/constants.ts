@@ -16,6 +16,14 @@ export const STALE_AFTER_MS = 30_000
 export const TOMBSTONE_GC_INTERVAL_MS = 30_000
 /** Full rescan even when the watcher saw nothing (it can miss events). */
 export const RESCAN_INTERVAL_MS = 30_000
+/**
+ * The periodic rescan is background work: it waits until the socket API has been quiet this long
+ * (applications asking where files are come in bursts, and a rescan of a large dataset would
+ * slow every answer while it runs)...
+ */
+export const RESCAN_QUIET_MS = 1_000
+/** ...but never longer than this (or four intervals, if more) past its time. */
+export const RESCAN_MAX_DEFER_MS = 120_000
 /** A file must be unmodified this long before it is hashed and announced. */
 export const STABLE_MS = 1_000
 /** Watch events are gathered this long before a scan starts. */

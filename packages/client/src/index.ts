@@ -33,6 +33,8 @@ export interface StatusResponse {
     scans: number
     /** Completed scans of only the directories whose watch reported a change. */
     directoryScans: number
+    /** Times the periodic rescan waited for the API to go quiet for a second (it never waits more than two minutes past its time). */
+    rescansDeferred: number
   }
   /**
    * Tombstones (deleted files) this node holds until every known node has seen them: in its view
