@@ -28,6 +28,8 @@ describe('watching a dataset', () => {
     await mkdir(join(a.data, 'runs', 'one'), { recursive: true })
     await writeFile(join(a.data, 'runs', 'one', 'ckpt-1.bin'), 'first checkpoint')
     await waitFor('runs/one/ckpt-1.bin indexed', async () => await held('runs/one/ckpt-1.bin') || undefined, 20_000)
+    // A small file with no hashing worker alive is hashed on the agent's thread: none started.
+    expect((await a.client.status()).scan.hashWorkers).toBe(0)
 
     // The directory goes away with its file, and comes back with another.
     await rm(join(a.data, 'runs', 'one'), { recursive: true })

@@ -4,7 +4,7 @@ import { getHeapSpaceStatistics } from 'node:v8'
 import { MemoryCompactor } from './memory.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ClusterManifest, DEFAULT_MANIFEST_LIMITS, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashingStats, scanDataset, type ScanOptions, type ScanResult } from '@shoal/manifest'
+import { ClusterManifest, DEFAULT_MANIFEST_LIMITS, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashFile, hashingStats, scanDataset, type FileHashes, type ScanOptions, type ScanResult } from '@shoal/manifest'
 import { ChunkClient, ChunkServer, TransferEngine, type LoadLevel } from '@shoal/transfer'
 import { PROTOCOL_CHUNK, LoadLevel as WireLoad, announceTopic, checkPeerIdText, directiveTopic, heartbeatTopic } from '@shoal/wire'
 import { statfs } from 'node:fs/promises'
@@ -12,7 +12,7 @@ import { LoadMonitor } from './load.js'
 import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, RESCAN_MAX_DEFER_MS, RESCAN_QUIET_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
+import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, REDIAL_INTERVAL_MS, INLINE_HASH_BYTES, RESCAN_MAX_DEFER_MS, RESCAN_QUIET_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip, heartbeatPeriodMs } from './gossip.js'
@@ -90,6 +90,7 @@ export class Agent {
   private periodicRescanWaiting = false
   private periodicRescanDue = 0
   private rescanDeferrals = 0
+  private inlineHashing = false
   private readonly announceQueue = new SerialQueue()
   private announceTimer?: NodeJS.Timeout
   private stopping = false
@@ -589,13 +590,29 @@ export class Agent {
     for (const dir of dirs) this.directoryChanged(dataset, dir, Math.max(this.config.stableMs, 100))
   }
 
+  /**
+   * A small file while no hashing worker is alive (the pool ends idle ones) is hashed on this
+   * thread at once: starting a worker thread takes tens of milliseconds, seconds on a loaded
+   * machine, and a new checkpoint file would wait for it. One at a time: the rest of a burst goes
+   * to the pool, which starts its workers for them.
+   */
+  private async hashOne (pool: HashPool, path: string, chunkSize: number, opts: { expectedSize?: number, signal?: AbortSignal }): Promise<FileHashes> {
+    if (this.inlineHashing || pool.workers > 0 || pool.queued > 0 || (opts.expectedSize ?? Infinity) > INLINE_HASH_BYTES) return await pool.hash(path, chunkSize, opts)
+    this.inlineHashing = true
+    try {
+      return await hashFile(path, chunkSize, opts)
+    } finally {
+      this.inlineHashing = false
+    }
+  }
+
   /** One dataset's scan; errors are logged (the next scan tries again), undefined then. */
   private async scanOne (index: LocalIndex, dataset: AgentConfig['datasets'][number], scope: Pick<ScanOptions, 'only' | 'descend'>): Promise<ScanResult | undefined> {
     try {
       const result = await scanDataset(dataset.name, dataset.path, index, {
         ...scope,
         stableMs: this.config.stableMs,
-        hasher: this.hashPool == null ? undefined : async (path, chunkSize, opts) => await (this.hashPool as HashPool).hash(path, chunkSize, opts),
+        hasher: this.hashPool == null ? undefined : async (path, chunkSize, opts) => await this.hashOne(this.hashPool as HashPool, path, chunkSize, opts),
         versionFloor: (d, p) => {
           // A path deleted or unknown here is written again above every tombstone version already collected.
           const newest = this.cluster.newest(d, p)
@@ -739,7 +756,7 @@ export class Agent {
         ...(this.gossip?.stats ?? { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }),
         rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
       },
-      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans, rescansDeferred: this.rescanDeferrals },
+      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans, rescansDeferred: this.rescanDeferrals, hashWorkers: this.hashPool?.workers ?? 0 },
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
       memory: {
         ...(({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),

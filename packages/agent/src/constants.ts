@@ -16,6 +16,8 @@ export const STALE_AFTER_MS = 30_000
 export const TOMBSTONE_GC_INTERVAL_MS = 30_000
 /** Full rescan even when the watcher saw nothing (it can miss events). */
 export const RESCAN_INTERVAL_MS = 30_000
+/** Files up to this size may be hashed on the agent's own thread (a fraction of a millisecond) rather than wait for a worker to start. */
+export const INLINE_HASH_BYTES = 1024 * 1024
 /**
  * The periodic rescan is background work: it waits until the socket API has been quiet this long
  * (applications asking where files are come in bursts, and a rescan of a large dataset would

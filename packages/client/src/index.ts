@@ -35,6 +35,8 @@ export interface StatusResponse {
     directoryScans: number
     /** Times the periodic rescan waited for the API to go quiet for a second (it never waits more than two minutes past its time). */
     rescansDeferred: number
+    /** Hashing worker threads alive now (they end after 10 s idle; a small file found while none is alive is hashed on the agent's thread). */
+    hashWorkers: number
   }
   /**
    * Tombstones (deleted files) this node holds until every known node has seen them: in its view
