@@ -29,9 +29,9 @@ if (major < 22) {
   // The agent keeps a large manifest for days and answers queries that each leave a little
   // garbage. V8 sizes its young generation at start only: by default it begins at 1 MiB
   // semi-spaces, shrinks back to that after each compacting collection and grows only when much
-  // survives, so a burst of queries scavenged every ~15 ms (p99 of `where` over 1 ms) and a
-  // rescan's short-lived objects were promoted to the old generation (~100 MB more resident).
-  // A fixed 8 MiB fixes both. Run again with it, same process id, unless semi-space options are
+  // survives: traced in a settled agent, a burst of queries scavenged every ~15 ms, and an agent
+  // of a small dataset (convergence bench, 32 agents) sat at ~198 MB resident against ~160 MB
+  // with a fixed 8 MiB. Run again with it, same process id, unless semi-space options are
   // given (on the command line or in NODE_OPTIONS, e.g. NODE_OPTIONS=--max-semi-space-size=16).
   const args = process.argv.slice(2)
   const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some(a => a.includes('semi-space-size'))

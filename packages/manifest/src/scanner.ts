@@ -96,7 +96,6 @@ const SLOW_STAT_BATCH_MS = 4
 
 /** Index rows a rescan reads at a time (about half a millisecond of SQLite). */
 export const SCAN_INDEX_PAGE = 500
-const INDEX_PAGE = SCAN_INDEX_PAGE
 /** Files merged between yields to the event loop. */
 const MERGE_YIELD_FILES = 256
 
@@ -129,7 +128,8 @@ export function compareUtf8 (a: string, b: string): number {
   return a.length - b.length
 }
 
-interface DirEntry { name: string, key: string, dir: boolean }
+/** A directory's entry: its sort key (a directory's name followed by '/'), its path from the root, and for a file whether that path can travel on the wire. */
+interface DirEntry { key: string, rel: string, dir: boolean, valid: boolean }
 
 /**
  * The regular files under `dir`, in runs, in the index's order of their paths. Within a directory,
@@ -155,11 +155,11 @@ async function * walkSorted (root: string, dir: string, w: Walk, descend?: (dir:
   const entries: DirEntry[] = []
   for (const entry of listing) {
     if (isInternalName(entry.name)) continue
-    if (entry.isDirectory()) entries.push({ name: entry.name, key: `${entry.name}/`, dir: true })
-    else if (entry.isFile()) entries.push({ name: entry.name, key: entry.name, dir: false })
+    const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
+    if (entry.isDirectory()) entries.push({ key: `${entry.name}/`, rel, dir: true, valid: true })
+    else if (entry.isFile()) entries.push({ key: entry.name, rel, dir: false, valid: isValidRelativePath(rel) })
   }
   entries.sort((a, b) => compareUtf8(a.key, b.key))
-  const relOf = (name: string): string => dir === '' ? name : `${dir}/${name}`
   // Stat the directory's files concurrently; emit them in order (sequence numbers do not depend on timing).
   const files = entries.filter(e => !e.dir)
   const stats: Array<Seen | undefined> = new Array(files.length)
@@ -173,18 +173,16 @@ async function * walkSorted (root: string, dir: string, w: Walk, descend?: (dir:
     const started = performance.now()
     const end = Math.min(files.length, next + SYNC_STAT_BATCH)
     for (; next < end; next++) {
-      const rel = relOf(files[next].name)
-      if (isValidRelativePath(rel)) stats[next] = seen(lstatSync(join(root, rel), { throwIfNoEntry: false }))
+      if (files[next].valid) stats[next] = seen(lstatSync(join(root, files[next].rel), { throwIfNoEntry: false }))
     }
     if (performance.now() - started >= w.slowStatMs) w.slowStat = true
     await setImmediate()
   }
   await eachLimited(files.slice(next), STAT_CONCURRENCY, async (entry, i) => {
     w.signal?.throwIfAborted()
-    const rel = relOf(entry.name)
-    if (!isValidRelativePath(rel)) return
+    if (!entry.valid) return
     try {
-      stats[next + i] = seen(await lstat(join(root, rel)))
+      stats[next + i] = seen(await lstat(join(root, entry.rel)))
     } catch (err: any) {
       if (err.code !== 'ENOENT') throw err
     }
@@ -193,14 +191,13 @@ async function * walkSorted (root: string, dir: string, w: Walk, descend?: (dir:
   let f = 0
   for (const entry of entries) {
     if (!entry.dir) {
-      const rel = relOf(entry.name)
       const st = stats[f++]
-      if (!isValidRelativePath(rel)) w.skipped.push(rel)
-      else if (st != null) run.push([rel, st])
+      if (!entry.valid) w.skipped.push(entry.rel)
+      else if (st != null) run.push([entry.rel, st])
       continue
     }
     w.signal?.throwIfAborted()
-    const sub = relOf(entry.name)
+    const sub = entry.rel
     if (descend != null && !descend(sub)) {
       w.notDescended.add(sub)
       continue
@@ -227,10 +224,10 @@ class IndexCursor {
   /** The next row, or undefined at the end. */
   peek (): IndexedStat | undefined {
     if (this.at === this.page.length && !this.done) {
-      this.page = this.index.statsPage(this.dataset, this.bound, INDEX_PAGE, this.inclusive)
+      this.page = this.index.statsPage(this.dataset, this.bound, SCAN_INDEX_PAGE, this.inclusive)
       this.at = 0
       this.inclusive = false
-      if (this.page.length < INDEX_PAGE) this.done = true
+      if (this.page.length < SCAN_INDEX_PAGE) this.done = true
       if (this.page.length > 0) this.bound = this.page[this.page.length - 1].path
     }
     if (this.at >= this.page.length) return undefined

@@ -507,6 +507,15 @@ describe('scanDataset of some directories (only)', () => {
     expect(full.changed.map(f => [f.path, f.deleted])).toEqual([[`a/w/f${String(SCAN_INDEX_PAGE + 7).padStart(4, '0')}`, true]])
   })
 
+  it('treats an emptied root without its marker as unavailable, also when scanning one directory of it', async () => {
+    await put('a/one', '1')
+    await scan(T0 + 60_000)
+    await rm(root, { recursive: true })
+    await mkdir(root)
+    await expect(scan(T0 + 70_000, { only: ['a'], descend: () => true })).rejects.toThrow(DatasetUnavailableError)
+    expect(get('a/one')).toMatchObject({ deleted: false, version: 1 })
+  })
+
   it('refuses a directory that is not a relative path', async () => {
     await expect(scan(T0, { only: ['../up'] })).rejects.toThrow(/not a relative directory path/)
   })
