@@ -31,8 +31,9 @@ export const IN_FLIGHT_TARGET_MS = 3_000
  */
 export const MAX_REQUEST_BYTES = 8 * 1024 * 1024
 /**
- * A request to a peer asks for about this much of its measured throughput (between one block and
- * MAX_REQUEST_BYTES): a slow peer is never left holding many megabytes that the end has to wait for.
+ * A request to a peer asks for about this much of its measured throughput (up to
+ * MAX_REQUEST_BYTES, at least one block from a complete holder and one chunk from a partial one):
+ * a slow peer is never left holding many megabytes that the end has to wait for.
  */
 export const REQUEST_TARGET_MS = 1_000
 /** Bytes in one block of a stripe (the unit receivers share a seed's upload in), and of the end game's window per peer. */

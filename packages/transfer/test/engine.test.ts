@@ -12,9 +12,13 @@ import { Bitfield, TransferEngine, type ChunkClient, type ChunkFrame, type Downl
  */
 class FakeNetwork {
   readonly asked = new Map<string, number[]>()
+  /** Every request each peer received, as its list of chunks. */
+  readonly requests = new Map<string, number[][]>()
   readonly failing = new Set<string>()
   /** How long each chunk takes to arrive (0: at once). */
   delayMs = 0
+  /** Per peer: how long each of its chunks takes to arrive, instead of `delayMs`. */
+  readonly delayMsOf = new Map<string, number>()
 
   constructor (private readonly data: Buffer, private readonly chunkSize: number, private readonly hashes: Uint8Array) {}
 
@@ -29,8 +33,10 @@ class FakeNetwork {
         await new Promise(resolve => setImmediate(resolve))
         if (net.failing.has(peerId)) throw new Error(`${peerId} is unreachable`)
         net.asked.set(peerId, [...(net.asked.get(peerId) ?? []), ...indices])
+        net.requests.set(peerId, [...(net.requests.get(peerId) ?? []), indices])
+        const delayMs = net.delayMsOf.get(peerId) ?? net.delayMs
         for (const index of indices) {
-          if (net.delayMs > 0) await new Promise(resolve => setTimeout(resolve, net.delayMs))
+          if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs))
           yield { index, data: net.data.subarray(index * net.chunkSize, Math.min(net.data.length, (index + 1) * net.chunkSize)) }
         }
       }
@@ -136,6 +142,24 @@ describe('TransferEngine with several receivers of one file', () => {
     // blocks as its own stripe, not as help.
     expect(result.stripes?.minReceivers).toBe(1)
     expect(result.chunksBy.stripe + result.chunksBy.endgame).toBe(64)
+  })
+
+  it('asks another receiver for about a second of its throughput per request, not a whole block: what it passes on arrives sooner', async () => {
+    const net = new FakeNetwork(data, chunkSize, hashes)
+    // r2 holds its stripe (the odd blocks) and sends a chunk every 400 ms (about 650 KB/s per
+    // request): a block (8 chunks) would take 3.2 s, a second of its throughput is 2 chunks.
+    net.delayMsOf.set('r2', 400)
+    const other = new Bitfield(64)
+    for (let i = 0; i < 64; i++) if (Math.floor(i / 8) % 2 === 1) other.set(i)
+    const chunksBy = await download(net, 'r1', () => [{ peerId: 'seed' }, { peerId: 'r2', have: Uint8Array.from(other.bytes) }], ['r1', 'r2'])
+    const toR2 = net.requests.get('r2') ?? []
+    expect(toR2.flat().sort((a, b) => a - b)).toEqual([...Array(64).keys()].filter(i => other.has(i)))
+    // Its first request, before anything is measured, is one chunk; none is a whole block.
+    expect(toR2[0]).toHaveLength(1)
+    expect(Math.max(...toR2.map(r => r.length))).toBeLessThanOrEqual(2)
+    // The seed is still asked for whole blocks of this node's stripe.
+    expect((net.requests.get('seed') ?? []).every(r => r.length === 8)).toBe(true)
+    expect(chunksBy.stripe).toBe(32)
   })
 
   it('asks a target that completed the file for anything, and never the seed for that target\'s stripe', async () => {
