@@ -289,7 +289,11 @@ export class Agent {
       cluster: this.cluster,
       engine,
       minFreeDiskBytes: config.minFreeDiskBytes,
-      receiverSilentMs: RECEIVER_SILENT_HEARTBEATS * config.heartbeatIntervalMs,
+      // Five heartbeat periods of the cluster as it is now. It was a fixed five configured
+      // intervals (10 s), which from 40 nodes on (heartbeats every 5 s, up to 7.5 s at 60 with
+      // the default stale-after, more when it is raised) is two periods or less: a receiver that
+      // announced nothing between two heartbeats could be dropped as a source.
+      receiverSilentMs: () => RECEIVER_SILENT_HEARTBEATS * this.heartbeatPeriodMs(),
       indexLock: this.indexLock,
       policies: new HoldPolicies(new Map(config.datasets.map(d => [d.name, d])), { peerId: selfId, name: config.name, role: config.role }, this.cluster, config.staleAfterMs),
       onLocalChange: () => this.localChanged(),

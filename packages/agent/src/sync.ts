@@ -35,8 +35,8 @@ export interface SyncInit {
   engine: TransferEngine
   /** Downloads are refused while the free space would drop below this many bytes. */
   minFreeDiskBytes: number
-  /** Receivers (partial holders) not heard from for this long are not offered as sources. */
-  receiverSilentMs: number
+  /** Receivers (partial holders) not heard from for this long are not offered as sources (asked each time: it follows the heartbeat period, which grows with the cluster). */
+  receiverSilentMs: () => number
   /** Serialises every change of the index and of dataset files (scans and commits). */
   indexLock: SerialQueue
   policies: HoldPolicies
@@ -254,8 +254,9 @@ export class Sync {
         priority: record.priority,
         sources: () => {
           const now = Date.now()
+          const silentMs = this.init.receiverSilentMs()
           return this.init.cluster.sourcesOf(dataset, path, entry.contentId).filter(s => s.peerId !== this.init.selfId &&
-            (s.have == null || now - (this.init.cluster.node(s.peerId)?.lastHeard ?? 0) < this.init.receiverSilentMs))
+            (s.have == null || now - (this.init.cluster.node(s.peerId)?.lastHeard ?? 0) < silentMs))
         },
         receivers,
         resume,
