@@ -51,6 +51,8 @@ export const MAX_API_BODY_BYTES = 64 * 1024
 export const DEFAULT_MIN_FREE_DISK = '1G'
 /** The load level is measured this often; a change is announced at once. */
 export const LOAD_INTERVAL_MS = 250
+/** Free disk (part of the load level, and shown in the status) is measured this often. */
+export const DISK_CHECK_INTERVAL_MS = 2_000
 /** A generation (a start time) further ahead of this node's clock is refused. */
 export const MAX_CLOCK_AHEAD_MS = 10 * 60_000
 /** A peer sending this many invalid messages within a minute is disconnected and refused... */

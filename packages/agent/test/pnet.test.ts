@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { generateKey, preSharedKey } from '@libp2p/pnet'
@@ -155,6 +156,46 @@ describe('the private network on real connections', () => {
     const a = await plain(keyFile(), true)
     const b = await plain(keyFile(), true)
     await expect(a.dial(b.getMultiaddrs()[0], { signal: AbortSignal.timeout(5_000) })).rejects.toThrow()
+  })
+
+  it('writes each small message to the socket with one system call, not two', async () => {
+    // Noise hands over each frame as two buffers (length, frame); the TCP connection writes every
+    // buffer it is given with a write of its own unless the protector joins them.
+    const psk = keyFile()
+    const a = await plain(psk, true)
+    const b = await plain(psk, true)
+    const protocol = '/test/small'
+    const count = 40
+    let received = 0
+    const all = new Promise<void>((resolve) => {
+      void b.handle(protocol, async (stream) => {
+        for await (const chunk of stream) {
+          received += chunk.byteLength
+          if (received === count * 100) resolve()
+        }
+      })
+    })
+    const stream = await a.dialProtocol(b.getMultiaddrs()[0], protocol)
+    const port = Number(b.getMultiaddrs()[0].toString().split('/')[4])
+    let writes = 0
+    const original = Socket.prototype.write
+    Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
+      if (this.remotePort === port) writes++
+      return (original as (...a: unknown[]) => boolean).apply(this, args)
+    } as typeof original
+    try {
+      for (let i = 0; i < count; i++) {
+        stream.send(randomBytes(100))
+        // Let each message leave on its own before the next one.
+        await new Promise(resolve => setTimeout(resolve, 2))
+      }
+      await all
+    } finally {
+      Socket.prototype.write = original
+    }
+    expect(received).toBe(count * 100)
+    expect(writes).toBeGreaterThanOrEqual(count)
+    expect(writes).toBeLessThan(count * 1.5)
   })
 
   it('moves 256 MiB over several connections of one process in large writes', async () => {
