@@ -6,12 +6,12 @@ describe('heartbeatPeriodMs', () => {
     expect(heartbeatPeriodMs(2000, 1, 30_000)).toBe(2000)
     expect(heartbeatPeriodMs(2000, HEARTBEAT_SCALE_NODES, 30_000)).toBe(2000)
     expect(heartbeatPeriodMs(2000, 2 * HEARTBEAT_SCALE_NODES, 30_000)).toBe(4000)
-    expect(heartbeatPeriodMs(2000, 24, 30_000)).toBe(3000)
+    expect(heartbeatPeriodMs(2000, 12, 30_000)).toBe(3000)
   })
 
   it('never exceeds a quarter of stale-after, nor goes below the configured interval', () => {
     expect(heartbeatPeriodMs(2000, 500, 30_000)).toBe(7500)
-    expect(heartbeatPeriodMs(2000, 500, 600_000)).toBe(62_500)
+    expect(heartbeatPeriodMs(2000, 500, 600_000)).toBe(125_000)
     // A stale-after shorter than four intervals leaves the configured interval as it is.
     expect(heartbeatPeriodMs(2000, 500, 4000)).toBe(2000)
   })
