@@ -162,6 +162,30 @@ describe('TransferEngine with several receivers of one file', () => {
     expect(chunksBy.stripe).toBe(32)
   })
 
+  it('reports a file of one block only by its commit (no checkpoint), and a larger one at its start and end', async () => {
+    const small = data.subarray(0, 4 * chunkSize)
+    const smallHashes = hashBytes(small, chunkSize)
+    const reported: number[][] = []
+    for (const [bytes, list] of [[small, smallHashes], [data, { contentId, hashes }]] as const) {
+      const net = new FakeNetwork(bytes, chunkSize, list.hashes)
+      const engine = new TransferEngine({ client: net.client(), selfId: 'r1' })
+      const target = join(dir, `checkpoints-${bytes.length}.bin`)
+      const seen: number[] = []
+      await engine.download({
+        target, contentId: list.contentId, size: bytes.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal',
+        sources: () => [{ peerId: 'seed' }],
+        onCheckpoint: (have) => { seen.push(have.count) },
+        commit: async (partial) => { await rename(partial, target) },
+        signal: AbortSignal.timeout(30_000)
+      })
+      expect(Buffer.compare(await readFile(target), bytes)).toBe(0)
+      reported.push(seen)
+    }
+    expect(reported[0]).toEqual([])
+    expect(reported[1][0]).toBe(0)
+    expect(reported[1][reported[1].length - 1]).toBe(64)
+  })
+
   it('asks a target that completed the file for anything, and never the seed for that target\'s stripe', async () => {
     const net = new FakeNetwork(data, chunkSize, hashes)
     // r2 is a target that already holds the whole file: it owns the odd blocks and serves them.
