@@ -298,7 +298,7 @@ export class Agent {
       engine,
       minFreeDiskBytes: config.minFreeDiskBytes,
       // Five heartbeat periods of the cluster as it is now. It was a fixed five configured
-      // intervals (10 s), which from 40 nodes on (heartbeats every 5 s, up to 7.5 s at 60 with
+      // intervals (10 s), which from 20 nodes on (heartbeats every 5 s, 7.5 s from 30 nodes with
       // the default stale-after, more when it is raised) is two periods or less: a receiver that
       // announced nothing between two heartbeats could be dropped as a source.
       receiverSilentMs: () => RECEIVER_SILENT_HEARTBEATS * this.heartbeatPeriodMs(),

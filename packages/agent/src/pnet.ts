@@ -116,9 +116,10 @@ class BoxedConnection extends AbstractMultiaddrConnection {
   sendData (data: Uint8ArrayList): { sentBytes: number, canSendMore: boolean } {
     // One buffer per call (the key stream runs on across calls, so how the bytes are split does
     // not matter to the cipher). The TCP connection writes every buffer of a list with a system
-    // call of its own, and Noise hands over each frame as two (its 2-byte length, then the
-    // frame): an idle agent of a 32-node cluster made 345 writes a second, half of them of 2
-    // bytes, and writing was 29 % of its CPU. Joining the pieces costs a copy of a frame.
+    // call (and, without delay, a segment) of its own, and Noise hands over each frame as two:
+    // its 2-byte length, then the frame. Joined, an idle agent of a 32-node cluster made 137
+    // writes a second instead of 345, and 1 GiB between two agents on loopback went at 76 MB/s
+    // instead of 62 with 18 % less CPU. Joining the pieces costs a copy of a frame.
     return { sentBytes: data.byteLength, canSendMore: this.maConn.send(this.outbound.update(data.subarray())) }
   }
 
