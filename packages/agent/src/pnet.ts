@@ -119,7 +119,7 @@ class BoxedConnection extends AbstractMultiaddrConnection {
     // call (and, without delay, a segment) of its own, and Noise hands over each frame as two:
     // its 2-byte length, then the frame. Joined, an idle agent of a 32-node cluster made 137
     // writes a second instead of 345, and 1 GiB between two agents on loopback went at 64-76 MB/s
-    // (three runs) instead of 59-62 (two), with 27 instead of 31 CPU-s. Joining costs a copy.
+    // (three runs) instead of 59-62 (two), with 27 instead of 31 CPU-s (means). Joining costs a copy.
     return { sentBytes: data.byteLength, canSendMore: this.maConn.send(this.outbound.update(data.subarray())) }
   }
 

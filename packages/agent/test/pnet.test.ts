@@ -167,14 +167,17 @@ describe('the private network on real connections', () => {
     const protocol = '/test/small'
     const count = 40
     let received = 0
-    const all = new Promise<void>((resolve) => {
-      void b.handle(protocol, async (stream) => {
-        for await (const chunk of stream) {
-          received += chunk.byteLength
-          if (received === count * 100) resolve()
-        }
-      })
+    let arrived = (): void => {}
+    void b.handle(protocol, async (stream) => {
+      for await (const chunk of stream) {
+        received += chunk.byteLength
+        arrived()
+      }
     })
+    /** Resolves once `bytes` have arrived in all. */
+    const receivedAll = async (bytes: number): Promise<void> => {
+      while (received < bytes) await new Promise<void>(resolve => { arrived = resolve })
+    }
     const stream = await a.dialProtocol(b.getMultiaddrs()[0], protocol)
     const port = Number(b.getMultiaddrs()[0].toString().split('/')[4])
     let writes = 0
@@ -186,10 +189,9 @@ describe('the private network on real connections', () => {
     try {
       for (let i = 0; i < count; i++) {
         stream.send(randomBytes(100))
-        // Let each message leave on its own before the next one.
-        await new Promise(resolve => setTimeout(resolve, 2))
+        // Each message leaves on its own: the next one is sent once this one has arrived.
+        await receivedAll((i + 1) * 100)
       }
-      await all
     } finally {
       Socket.prototype.write = original
     }
