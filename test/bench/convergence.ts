@@ -54,6 +54,24 @@ function bootstrapOf (i: number, agents: BenchAgent[]): string[] {
   return seeds > 1 ? [a, b] : [a]
 }
 
+const GOSSIP_COUNTERS = ['announcementsSent', 'heartbeatsSent', 'pulls', 'pullFailures', 'summaries', 'rejected'] as const
+type GossipTotals = Record<(typeof GOSSIP_COUNTERS)[number] | 'agentsCounted', number>
+
+/** Every agent's gossip counters summed; an agent too busy to answer within the client's timeout is left out (counted). */
+async function gossipTotals (agents: BenchAgent[]): Promise<GossipTotals> {
+  const statuses = (await Promise.all(agents.map(async a => await a.client().status().catch(() => undefined)))).filter(s => s != null) as StatusResponse[]
+  const totals = { agentsCounted: statuses.length } as GossipTotals
+  for (const k of GOSSIP_COUNTERS) totals[k] = statuses.reduce((sum, s) => sum + s.gossip[k], 0)
+  return totals
+}
+
+/** Counters between two readings (meaningful when both counted every agent). */
+function gossipDelta (from: GossipTotals, to: GossipTotals): GossipTotals {
+  const delta = { agentsCounted: Math.min(from.agentsCounted, to.agentsCounted) } as GossipTotals
+  for (const k of GOSSIP_COUNTERS) delta[k] = to[k] - from[k]
+  return delta
+}
+
 await runBench('convergence', async () => {
   const n = flags.nodes
   const set = new AgentSet('shoal-bench-conv-', flags.keep)
@@ -127,6 +145,7 @@ await runBench('convergence', async () => {
   const recorders = agents.map(a => new EventRecorder(a))
   await Promise.all(recorders.map(async r => await r.open()))
 
+  const gossipAtIdle = await gossipTotals(agents)
   log(`measuring idle CPU for ${flags.idleMs} ms; load ${loadavg()}`)
   const loadBeforeIdle = loadavg()
   const idle = await measureCpu(agents.map(a => a.pid), flags.idleMs)
@@ -138,6 +157,7 @@ await runBench('convergence', async () => {
   const perFile: Array<{ writer: string, commitMs: number, streamsMs: number, manifestsMs: number, replicatedMs?: number }> = []
   const failures: string[] = []
   const settleFailures: string[] = []
+  const gossipAtWrites = await gossipTotals(agents)
   const churnBefore = recorders.reduce((sum, r) => sum + r.disconnects, 0)
   const cpuBefore = agents.map(a => cpuSeconds(a.pid))
   const writeStart = performance.now()
@@ -181,11 +201,7 @@ await runBench('convergence', async () => {
   const busy = agents.map((a, i) => 100 * (cpuSeconds(a.pid) - cpuBefore[i]) / writeSeconds)
   const loadAfter = loadavg()
 
-  // An agent too busy to answer within the client's timeout is left out of the totals (counted).
-  const answered = (await Promise.all(agents.map(async a => await a.client().status().catch(() => undefined)))).filter(s => s != null)
-  const statuses = answered as StatusResponse[]
-  const gossip = { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }
-  for (const s of statuses) for (const k of Object.keys(gossip) as Array<keyof typeof gossip>) gossip[k] += s.gossip[k]
+  const gossip = await gossipTotals(agents)
   const rss = agents.map(a => memoryMiB(a.pid).rss)
   const streams = summarise(perFile.map(r => r.streamsMs))
   const result = {
@@ -208,7 +224,10 @@ await runBench('convergence', async () => {
     idleCpuPercentOfOneCore: { perAgent: idleSummary, total: Number(idle.reduce((s, x) => s + x, 0).toFixed(1)), windowMs: flags.idleMs, load: loadBeforeIdle },
     writePhaseCpuPercentOfOneCore: { perAgent: summarise(busy, 2), total: Number(busy.reduce((s, x) => s + x, 0).toFixed(1)), seconds: Number(writeSeconds.toFixed(1)) },
     rssMiB: { total: Number(rss.reduce((s, x) => s + x, 0).toFixed(1)), perAgent: summarise(rss), idleTotal: Number(rssIdle.reduce((s, x) => s + x, 0).toFixed(1)) },
-    gossipTotals: { ...gossip, agentsCounted: statuses.length },
+    // Since each agent started (startup included), and in the idle window and the write phase alone.
+    gossipTotals: gossip,
+    gossipIdleWindow: gossipDelta(gossipAtIdle, gossipAtWrites),
+    gossipWritePhase: gossipDelta(gossipAtWrites, gossip),
     perFile,
     load: { beforeWrites: loadBeforeWrites, after: loadAfter }
   }
