@@ -186,6 +186,29 @@ describe('TransferEngine with several receivers of one file', () => {
     expect(reported[1][reported[1].length - 1]).toBe(64)
   })
 
+  it('reports no checkpoint of a file of one block before its first chunk arrives, however slow it is', async () => {
+    const small = data.subarray(0, 2 * chunkSize)
+    const list = hashBytes(small, chunkSize)
+    const net = new FakeNetwork(small, chunkSize, list.hashes)
+    // Each chunk takes 1.2 s: the loop wakes several times (every SOURCES_REFRESH_MS) and passes
+    // CHECKPOINT_INTERVAL_MS before the first chunk is held.
+    net.delayMs = 1200
+    const engine = new TransferEngine({ client: net.client(), selfId: 'r1' })
+    const target = join(dir, 'slow-small.bin')
+    const seen: number[] = []
+    await engine.download({
+      target, contentId: list.contentId, size: small.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal',
+      sources: () => [{ peerId: 'seed' }],
+      onCheckpoint: (have) => { seen.push(have.count) },
+      commit: async (partial) => { await rename(partial, target) },
+      signal: AbortSignal.timeout(30_000)
+    })
+    expect(Buffer.compare(await readFile(target), small)).toBe(0)
+    // The chunk held after 1.2 s is reported (a slow transfer still checkpoints its progress);
+    // neither nothing before it nor the whole file, which its commit reports.
+    expect(seen).toEqual([1])
+  })
+
   it('asks a target that completed the file for anything, and never the seed for that target\'s stripe', async () => {
     const net = new FakeNetwork(data, chunkSize, hashes)
     // r2 is a target that already holds the whole file: it owns the odd blocks and serves them.
