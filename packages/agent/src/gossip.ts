@@ -49,6 +49,16 @@ export interface GossipInit {
   log: Logger
 }
 
+/**
+ * An announcement up to this size goes from its node straight to every connected subscriber
+ * (flood publish), not through the mesh (D = 4) alone: a change then reaches most nodes in one
+ * hop instead of two or three, each of which waits for a busy process to be scheduled. Heartbeats
+ * stay on the mesh: they are most of the messages and nothing waits for them. A larger
+ * announcement (a batch of many changes) goes through the mesh, so that no node sends hundreds of
+ * copies of a large message.
+ */
+export const FLOOD_ANNOUNCEMENT_MAX_BYTES = 16 * 1024
+
 /** Up to this many nodes, heartbeats go out at the configured interval. */
 export const HEARTBEAT_SCALE_NODES = 8
 
@@ -134,7 +144,8 @@ export class Gossip {
     // Each announcement covers (from, its last entry's seq]; the last one reaches self.sequence.
     let held: FileEntry[] | undefined
     const send = async (group: FileEntry[], to: number): Promise<void> => {
-      await this.publish(this.announceTopic, Announcement.encode({ node: { ...self, sequence: to }, fromSequence: from, entries: group }))
+      const data = Announcement.encode({ node: { ...self, sequence: to }, fromSequence: from, entries: group })
+      await this.publish(this.announceTopic, data, data.length <= FLOOD_ANNOUNCEMENT_MAX_BYTES)
       this.stats.announcementsSent++
       from = to
     }
@@ -156,9 +167,13 @@ export class Gossip {
     this.stats.heartbeatsSent++
   }
 
-  private async publish (topic: string, data: Uint8Array): Promise<void> {
+  /** Publishes to the topic's mesh, or with `flood` to every subscribed peer this node is connected to. */
+  private async publish (topic: string, data: Uint8Array, flood = false): Promise<void> {
     try {
-      await this.init.node.services.pubsub.publish(topic, data)
+      // The GossipSub interface declares publish(topic, data); the implementation (17.1) takes
+      // per-message options, and floodPublish among them overrides the node's setting.
+      const pubsub = this.init.node.services.pubsub as unknown as { publish: (topic: string, data: Uint8Array, opts: { floodPublish: boolean }) => Promise<unknown> }
+      await pubsub.publish(topic, data, { floodPublish: flood })
     } catch (err: any) {
       this.init.log.debug('publish failed', { topic, error: err.message })
     }
