@@ -668,12 +668,14 @@ describe('a hostile member sending valid messages', () => {
     expect(real).toBeDefined()
     const forgedGeneration = (real?.generation ?? 0) + 1
     let served = false
+    let summarised = false
     await h.handle(PROTOCOL_MANIFEST, async (stream) => {
       const pb = pbStream(stream, { maxDataLength: 1024 })
       try {
         const req = await pb.read(ManifestRequest, { signal: AbortSignal.timeout(2_000) })
         if (req.kind === ManifestRequestKind.SUMMARY) {
           await pb.write(complete(ManifestSummary, { nodes: [{ peerId: d.peerId, generation: forgedGeneration, sequence: 1 }] }), ManifestSummary)
+          summarised = true
         } else if (req.peerId === d.peerId) {
           // A record "of delta" that holds nothing, one generation newer than delta's own.
           await pb.write(complete(ManifestPage, { node: nodeInfo({ name: 'delta', generation: forgedGeneration, sequence: 1, datasets: ['default'] }), full: true, entries: [], last: true }), ManifestPage)
@@ -686,11 +688,14 @@ describe('a hostile member sending valid messages', () => {
         stream.abort(err)
       }
     })
-    // A heartbeat whose digest differs from C's view makes C ask the hostile peer for its summary.
-    const summariesBefore = (await c.client.status()).gossip.summaries
-    await h.publishHeartbeat({ node: info(), load: LoadLevel.OK, digest: randomBytes(32) })
+    // Heartbeats with one digest that differs from C's view (a view that stood still and still
+    // differs) make C ask the hostile peer for its summary.
+    const digest = randomBytes(32)
+    await waitFor('C to fetch the hostile peer\'s summary', async () => {
+      if (!summarised) await h.publishHeartbeat({ node: info(), load: LoadLevel.OK, digest })
+      return summarised
+    }, 10_000, 300)
     // C takes the summary, sees D "ahead", and asks D itself (connected), never the hostile peer's copy.
-    await waitFor('C to fetch the hostile peer\'s summary', async () => (await c.client.status()).gossip.summaries > summariesBefore, 10_000, 50)
     await waitFor('C to settle', async () => (await c.client.status()).view.nodes.find(n => n.peerId === d.peerId)?.generation === forgedGeneration, 2_000, 50).catch(() => {})
     expect(served).toBe(false)
     const status = await c.client.status()

@@ -40,6 +40,43 @@ describe('three agents, one restarted', () => {
   })
 })
 
+describe('a node that joins after another left', () => {
+  const cluster = new Cluster()
+  afterAll(async () => { await cluster.cleanup() })
+
+  it('learns the departed node\'s record from the others (only a summary can bring it), also while files keep changing', async () => {
+    await cluster.init()
+    const a = await cluster.add({ name: 'stay' })
+    const b = await cluster.add({ name: 'leave', clusterKey: a.clusterKeyFile, bootstrap: [a.address] })
+    await writeFile(join(b.data, 'left-behind.txt'), 'held by a node that left')
+    await waitFor('A to list B as a holder', async () => (await a.client.where('default', 'left-behind.txt')).holders.some(h => h.peerId === b.peerId))
+    expect(await b.stop()).toBe(0)
+    await waitFor('A to see B disconnected', async () => !(await a.client.status()).peers.some(p => p.peerId === b.peerId && p.connected))
+
+    // A's view keeps changing while the newcomer joins: its heartbeats' digests never repeat.
+    let writes = 0
+    let churning = true
+    const churn = (async () => {
+      while (churning && writes < 200) {
+        await writeFile(join(a.data, `churn-${writes++}.txt`), `change ${writes}`)
+        await new Promise(resolve => setTimeout(resolve, 150))
+      }
+    })()
+    try {
+      const d = await cluster.add({ name: 'newcomer', clusterKey: a.clusterKeyFile, bootstrap: [a.address] })
+      const where = await waitFor('the newcomer to list B as a holder of its file', async () => {
+        const w = await d.client.where('default', 'left-behind.txt')
+        return w.holders.some(h => h.peerId === b.peerId) ? w : undefined
+      }, 20_000)
+      expect(where.holders.map(h => h.peerId)).toContain(b.peerId)
+      expect((await d.client.status()).view.nodes.map(n => n.peerId)).toContain(b.peerId)
+    } finally {
+      churning = false
+      await churn
+    }
+  })
+})
+
 describe('an agent with another cluster key', () => {
   const cluster = new Cluster()
 
