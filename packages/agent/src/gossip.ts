@@ -50,14 +50,22 @@ export interface GossipInit {
 }
 
 /**
- * An announcement up to this size goes from its node straight to every connected subscriber
- * (flood publish), not through the mesh (D = 4) alone: a change then reaches most nodes in one
- * hop instead of two or three, each of which waits for a busy process to be scheduled. Heartbeats
- * stay on the mesh: they are most of the messages and nothing waits for them. A larger
- * announcement (a batch of many changes) goes through the mesh, so that no node sends hundreds of
- * copies of a large message.
+ * An announcement up to this size that changes a file (added, changed, deleted, or a download
+ * committed) goes from its node straight to every connected subscriber (flood publish), not
+ * through the mesh (D = 4) alone: the change then reaches most nodes in one hop instead of two or
+ * three, each of which waits for a busy process to be scheduled (at 32 agents on two cores: p99
+ * from commit to every node 1,470 ms before, 286-398 ms after, with the fix of empty checkpoints).
+ * The rest stays on the mesh: heartbeats (most of the messages, nothing waits for them), the
+ * progress of downloads (every receiver reports it twice a second during a broadcast: flooded, at
+ * hundreds of nodes that would be a copy to each connected peer every time), and large batches,
+ * so that no node sends hundreds of copies of a large message.
  */
 export const FLOOD_ANNOUNCEMENT_MAX_BYTES = 16 * 1024
+
+/** Whether an announcement of `entries`, `bytes` long once encoded, is flooded (see FLOOD_ANNOUNCEMENT_MAX_BYTES). */
+export function floods (entries: FileEntry[], bytes: number): boolean {
+  return bytes <= FLOOD_ANNOUNCEMENT_MAX_BYTES && entries.some(e => !e.partial)
+}
 
 /** A differing digest leads to a summary at least this often (in heartbeat periods), even while changes spread. */
 export const DIGEST_SUMMARY_FLOOR_PERIODS = 8
@@ -150,7 +158,7 @@ export class Gossip {
     let held: FileEntry[] | undefined
     const send = async (group: FileEntry[], to: number): Promise<void> => {
       const data = Announcement.encode({ node: { ...self, sequence: to }, fromSequence: from, entries: group })
-      await this.publish(this.announceTopic, data, data.length <= FLOOD_ANNOUNCEMENT_MAX_BYTES)
+      await this.publish(this.announceTopic, data, floods(group, data.length))
       this.stats.announcementsSent++
       from = to
     }

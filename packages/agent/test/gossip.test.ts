@@ -47,6 +47,16 @@ describe('what goes to every connected peer and what through the mesh', () => {
     expect(Announcement.decode(published[0].data).entries).toHaveLength(400)
   })
 
+  it('sends the progress of a download (partial entries only) through the mesh, and its commit to everyone', async () => {
+    const progress = { ...change('weights/model.bin', 1), partial: true, have: new Uint8Array(128).fill(0x0f) }
+    const { gossip, published } = gossipOver([progress])
+    await gossip.announce()
+    expect(published).toEqual([expect.objectContaining({ topic: announceTopic('c'), flood: false })])
+    const committed = gossipOver([change('weights/model.bin', 1)])
+    await committed.gossip.announce()
+    expect(committed.published).toEqual([expect.objectContaining({ flood: true })])
+  })
+
   it('sends heartbeats through the mesh only', async () => {
     const { gossip, published } = gossipOver([])
     await gossip.heartbeat()
