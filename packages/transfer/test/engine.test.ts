@@ -162,24 +162,28 @@ describe('TransferEngine with several receivers of one file', () => {
     expect(chunksBy.stripe).toBe(32)
   })
 
+  /** Downloads `bytes` from one seed; returns the chunk count of every checkpoint reported. */
+  async function checkpointsOf (net: FakeNetwork, bytes: Buffer, id: Uint8Array): Promise<number[]> {
+    const engine = new TransferEngine({ client: net.client(), selfId: 'r1' })
+    const target = join(dir, `checkpoints-${bytes.length}.bin`)
+    const seen: number[] = []
+    await engine.download({
+      target, contentId: id, size: bytes.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal',
+      sources: () => [{ peerId: 'seed' }],
+      onCheckpoint: (have) => { seen.push(have.count) },
+      commit: async (partial) => { await rename(partial, target) },
+      signal: AbortSignal.timeout(30_000)
+    })
+    expect(Buffer.compare(await readFile(target), bytes)).toBe(0)
+    return seen
+  }
+
   it('reports a file of one block only by its commit (no checkpoint), and a larger one at its start and end', async () => {
     const small = data.subarray(0, 4 * chunkSize)
     const smallHashes = hashBytes(small, chunkSize)
     const reported: number[][] = []
     for (const [bytes, list] of [[small, smallHashes], [data, { contentId, hashes }]] as const) {
-      const net = new FakeNetwork(bytes, chunkSize, list.hashes)
-      const engine = new TransferEngine({ client: net.client(), selfId: 'r1' })
-      const target = join(dir, `checkpoints-${bytes.length}.bin`)
-      const seen: number[] = []
-      await engine.download({
-        target, contentId: list.contentId, size: bytes.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal',
-        sources: () => [{ peerId: 'seed' }],
-        onCheckpoint: (have) => { seen.push(have.count) },
-        commit: async (partial) => { await rename(partial, target) },
-        signal: AbortSignal.timeout(30_000)
-      })
-      expect(Buffer.compare(await readFile(target), bytes)).toBe(0)
-      reported.push(seen)
+      reported.push(await checkpointsOf(new FakeNetwork(bytes, chunkSize, list.hashes), bytes, list.contentId))
     }
     expect(reported[0]).toEqual([])
     expect(reported[1][0]).toBe(0)
@@ -193,17 +197,7 @@ describe('TransferEngine with several receivers of one file', () => {
     // Each chunk takes 1.2 s: the loop wakes several times (every SOURCES_REFRESH_MS) and passes
     // CHECKPOINT_INTERVAL_MS before the first chunk is held.
     net.delayMs = 1200
-    const engine = new TransferEngine({ client: net.client(), selfId: 'r1' })
-    const target = join(dir, 'slow-small.bin')
-    const seen: number[] = []
-    await engine.download({
-      target, contentId: list.contentId, size: small.length, chunkSize, mode: 0o644, mtimeMs: Date.now(), priority: 'normal',
-      sources: () => [{ peerId: 'seed' }],
-      onCheckpoint: (have) => { seen.push(have.count) },
-      commit: async (partial) => { await rename(partial, target) },
-      signal: AbortSignal.timeout(30_000)
-    })
-    expect(Buffer.compare(await readFile(target), small)).toBe(0)
+    const seen = await checkpointsOf(net, small, list.contentId)
     // The chunk held after 1.2 s is reported (a slow transfer still checkpoints its progress);
     // neither nothing before it nor the whole file, which its commit reports.
     expect(seen).toEqual([1])
