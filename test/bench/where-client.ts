@@ -41,10 +41,10 @@ let close = (): void => {}
 if (via === 'client') {
   const client = new ShoalClient(socket)
   ask = async (p) => (await client.where(DATASET, p)).holders.length
+  close = () => { void client.close() }
 } else {
   ({ ask, close } = rawWhere(socket))
 }
 const { latencies, holders } = await queryLatencies(ask, files, queries, warmup, seed)
 close()
-// ShoalClient's keep-alive connection would hold the process open.
 process.stdout.write(JSON.stringify({ via, holders, ms: latencyFigures(latencies) }) + '\n', () => process.exit(0))
