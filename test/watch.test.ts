@@ -1,5 +1,5 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { Cluster, waitFor, type TestAgent } from './helpers/agents.js'
 
@@ -44,6 +44,29 @@ describe('watching a dataset', () => {
     const status = await a.client.status()
     expect(status.scan.scans).toBe(1)
     expect(status.scan.directoryScans).toBeGreaterThanOrEqual(3)
+  })
+
+  it('misses no file of a burst into new subdirectories (files made between a new directory\'s scan and its watch)', async () => {
+    onTestFailed(() => { console.error(a.stderr.slice(-4000)) })
+    // 48 writers at once, 4,000 files over 120 new directories, each file staged and renamed in:
+    // new directories keep appearing while earlier ones fill.
+    const before = (await a.client.status()).datasets[0].files
+    const staging = join(a.dir, 'burst-staging')
+    await mkdir(staging, { recursive: true })
+    const paths = Array.from({ length: 4000 }, (_, i) => `burst/d${String(i % 120).padStart(2, '0')}/f${String(i).padStart(5, '0')}.bin`)
+    let next = 0
+    await Promise.all(Array.from({ length: 48 }, async () => {
+      while (next < paths.length) {
+        const path = paths[next++]
+        const tmp = join(staging, path.replaceAll('/', '_'))
+        await writeFile(tmp, path)
+        await mkdir(join(a.data, dirname(path)), { recursive: true })
+        await rename(tmp, join(a.data, path))
+      }
+    }))
+    // The periodic rescan is an hour away: only the watches and the scans they start can find them.
+    await waitFor('every file of the burst indexed', async () => (await a.client.status()).datasets[0].files >= before + paths.length || undefined, 30_000, 250)
+    expect((await a.client.status()).scan.scans).toBe(1)
   })
 })
 

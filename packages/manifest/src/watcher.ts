@@ -56,9 +56,13 @@ export class DirectoryWatcher {
     this.add(wanted)
   }
 
-  /** Watches these directories too (a scan of part of the tree found them); the next `update` drops those gone. */
-  add (directories: Iterable<string>): void {
-    if (this.closed) return
+  /**
+   * Watches these directories too (a scan of part of the tree found them); the next `update`
+   * drops those gone. Returns the directories watched from now on that were not before.
+   */
+  add (directories: Iterable<string>): string[] {
+    const added: string[] = []
+    if (this.closed) return added
     for (const dir of directories) {
       if (this.watchers.has(dir)) continue
       if (this.watchers.size >= this.maxDirectories) {
@@ -91,7 +95,9 @@ export class DirectoryWatcher {
         this.onChange(dir)
       })
       this.watchers.set(dir, watcher)
+      added.push(dir)
     }
+    return added
   }
 
   private drop (dir: string, watcher: FSWatcher): void {
