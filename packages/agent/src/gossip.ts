@@ -1,6 +1,7 @@
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
 import { pbStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import {
   Announcement, Heartbeat, LoadLevel, ManifestPage, ManifestRequest, ManifestRequestKind, ManifestSummary, MAX_MANIFEST_PAGE_BYTES,
   MAX_PUBSUB_MESSAGE_BYTES, PROTOCOL_MANIFEST, announceTopic, checkEntries, checkNodeInfo, checkNodeVersions, checkPeerIdText, heartbeatTopic
@@ -9,7 +10,7 @@ import { MAX_CLOCK_AHEAD_MS, MAX_REJECTIONS_PER_MINUTE, CONCURRENT_MANIFEST_PULL
 import { ANNOUNCE_BUDGET, PAGE_BUDGET, changePages, splitEntries, type ChangeReader } from './records.js'
 import { Semaphore, type Logger } from './util.js'
 import { InvalidMessageError } from '@shoal/wire'
-import type { Libp2p, Stream } from '@libp2p/interface'
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { ClusterManifest, RecordLoad } from '@shoal/manifest'
 import type { FileEntry, NodeInfo } from '@shoal/wire'
 
@@ -112,6 +113,12 @@ export class Gossip {
   private readonly pulling = new Map<string, { from: string, again: boolean }>()
   /** Records seen ahead of this node's copy, waiting out the grace period: where to pull from, and the newest version seen. */
   private readonly behind = new Map<string, { from: string, generation: number, sequence: number, timer: NodeJS.Timeout }>()
+  /**
+   * Addresses of nodes heard in their own heartbeats (bounded). A heartbeat relayed through the
+   * mesh names a node this one may not be connected to and has no address of yet: a pull from it
+   * failed with "no valid addresses" (a quarter of the pulls while 32 agents formed their mesh).
+   */
+  private readonly addrsOf = new Map<string, string[]>()
   /** Peers whose summary is being fetched. */
   private readonly summarising = new Set<string>()
   private lastDigestSummary = 0
@@ -231,6 +238,10 @@ export class Gossip {
       const hb = Heartbeat.decode(msg.data)
       if (hb.node == null) return
       cluster.heard(from, hb.node)
+      if (hb.node.addrs.length > 0) {
+        if (this.addrsOf.size >= 10_000 && !this.addrsOf.has(from)) this.addrsOf.clear()
+        this.addrsOf.set(from, hb.node.addrs)
+      }
       this.init.onPeerLoad?.(from, hb.load)
       if (hb.sentMs > 0 && Date.now() >= hb.sentMs) this.init.onGossipDelay?.(Date.now() - hb.sentMs)
       if (cluster.isBehind(from, hb.node)) this.pullIfStillBehind(from, from, hb.node)
@@ -301,7 +312,7 @@ export class Gossip {
     this.summarising.add(peerId)
     void this.pullLimit.run(async () => {
       const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
-      const stream = await this.init.node.dialProtocol(peerIdFromString(peerId), PROTOCOL_MANIFEST, { signal })
+      const stream = await this.init.node.dialProtocol(await this.dialTarget(peerId), PROTOCOL_MANIFEST, { signal })
       const pb = pbStream(stream, { maxDataLength: MAX_MANIFEST_PAGE_BYTES })
       try {
         await pb.write({ kind: ManifestRequestKind.SUMMARY, generation: 0, sinceSequence: 0, peerId: '' }, ManifestRequest, { signal })
@@ -413,7 +424,7 @@ export class Gossip {
       peerId: from === subject ? '' : subject
     }
     const signal = AbortSignal.timeout(MANIFEST_PULL_TIMEOUT_MS)
-    const stream = await this.init.node.dialProtocol(peerIdFromString(from), PROTOCOL_MANIFEST, { signal })
+    const stream = await this.init.node.dialProtocol(await this.dialTarget(from), PROTOCOL_MANIFEST, { signal })
     const pb = pbStream(stream, { maxDataLength: MAX_MANIFEST_PAGE_BYTES })
     let load: RecordLoad | undefined
     try {
@@ -477,6 +488,28 @@ export class Gossip {
     } finally {
       load?.abort()
     }
+  }
+
+  /**
+   * What to dial to reach `peerId`: the peer itself when connected or when libp2p knows an
+   * address of it; otherwise the addresses its record or its last heartbeat gave (those that
+   * parse), each with its peer id, so that the dial checks who answers.
+   */
+  private async dialTarget (peerId: string): Promise<PeerId | Multiaddr[]> {
+    const id = peerIdFromString(peerId)
+    const { node } = this.init
+    if (node.getConnections(id).length > 0) return id
+    const known = await node.peerStore.get(id).then(p => p.addresses.length > 0, () => false)
+    if (known) return id
+    const addrs: Multiaddr[] = []
+    const recorded = this.init.cluster.node(peerId)?.info.addrs ?? []
+    for (const text of recorded.length > 0 ? recorded : this.addrsOf.get(peerId) ?? []) {
+      try {
+        addrs.push(multiaddr(`${text}/p2p/${peerId}`))
+      } catch {}
+      if (addrs.length >= 8) break
+    }
+    return addrs.length > 0 ? addrs : id
   }
 
   private async serveManifest (stream: Stream): Promise<void> {

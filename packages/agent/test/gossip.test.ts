@@ -72,15 +72,18 @@ describe('which differing digests lead to a summary', () => {
   const OWN_DIGEST = new Uint8Array(32)
 
   /** A Gossip fed heartbeats by hand; each summary it starts is a dial, recorded (and failed). */
-  function harness (): { hear: (digest: Uint8Array) => Promise<void>, summaries: () => number } {
-    let dials = 0
+  function harness (addrs: string[] = []): { hear: (digest: Uint8Array) => Promise<void>, summaries: () => number, dialled: unknown[] } {
+    const dialled: unknown[] = []
     const node = {
       peerId: { toString: () => PEER_ID },
-      dialProtocol: async () => { dials++; throw new Error('no network in this test') }
+      // Not connected to the peer, and libp2p knows no address of it.
+      getConnections: () => [],
+      peerStore: { get: async () => { throw new Error('not found') } },
+      dialProtocol: async (target: unknown) => { dialled.push(target); throw new Error('no network in this test') }
     }
     const init = {
       node,
-      cluster: { digest: () => OWN_DIGEST, heard () {}, isBehind: () => false },
+      cluster: { digest: () => OWN_DIGEST, heard () {}, isBehind: () => false, node: () => undefined },
       clusterName: 'c',
       self: () => ({}) as unknown as NodeInfo,
       changes: () => [],
@@ -88,14 +91,14 @@ describe('which differing digests lead to a summary', () => {
       log: { debug () {}, info () {}, warn () {}, error () {} }
     } as unknown as GossipInit
     const gossip = new Gossip(init)
-    const info = { peerId: PEER, name: 'p', generation: 1, sequence: 1, role: 'persistent', addrs: [], datasets: ['d'] } as unknown as NodeInfo
+    const info = { peerId: PEER, name: 'p', generation: 1, sequence: 1, role: 'persistent', addrs, datasets: ['d'] } as unknown as NodeInfo
     const hear = async (digest: Uint8Array): Promise<void> => {
       const data = Heartbeat.encode({ node: info, load: LoadLevel.OK, digest, sentMs: 0 })
       ;(gossip as unknown as { onMessage: (msg: unknown) => void }).onMessage({ type: 'signed', from: { toString: () => PEER }, topic: heartbeatTopic('c'), data })
       // Let the failed summary finish, so that the next one is not refused as still running.
       for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
     }
-    return { hear, summaries: () => dials }
+    return { hear, summaries: () => dialled.length, dialled }
   }
 
   const digest = (n: number): Uint8Array => new Uint8Array(32).fill(n)
@@ -140,5 +143,16 @@ describe('which differing digests lead to a summary', () => {
     vi.setSystemTime(2_000_000_000 + PERIOD_MS / 2)
     await hear(digest(7))
     expect(summaries()).toBe(2)
+  })
+
+  it('reaches a peer it is not connected to at the addresses of its heartbeat (those that parse), with its peer id', async () => {
+    const { hear, dialled } = harness(['/ip4/10.0.0.7/tcp/4001', '/not-a-protocol/1'])
+    await hear(digest(1))
+    expect(dialled).toHaveLength(1)
+    expect((dialled[0] as Array<{ toString: () => string }>).map(a => a.toString())).toEqual([`/ip4/10.0.0.7/tcp/4001/p2p/${PEER}`])
+    // Without any address it dials the peer id and leaves the rest to libp2p, as before.
+    const bare = harness()
+    await bare.hear(digest(1))
+    expect(String(bare.dialled[0])).toBe(PEER)
   })
 })
