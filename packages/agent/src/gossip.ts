@@ -239,8 +239,9 @@ export class Gossip {
       if (hb.node == null) return
       cluster.heard(from, hb.node)
       if (hb.node.addrs.length > 0) {
-        if (this.addrsOf.size >= 10_000 && !this.addrsOf.has(from)) this.addrsOf.clear()
-        this.addrsOf.set(from, hb.node.addrs)
+        // Bounded: 8 addresses (all a dial tries) of at most 4,096 nodes.
+        if (this.addrsOf.size >= 4096 && !this.addrsOf.has(from)) this.addrsOf.clear()
+        this.addrsOf.set(from, hb.node.addrs.slice(0, 8))
       }
       this.init.onPeerLoad?.(from, hb.load)
       if (hb.sentMs > 0 && Date.now() >= hb.sentMs) this.init.onGossipDelay?.(Date.now() - hb.sentMs)
