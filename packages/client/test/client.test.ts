@@ -71,7 +71,7 @@ describe('ShoalClient', () => {
     expect(requests.slice(3)).toEqual(['POST /v1/rescan HTTP/1.1'])
   })
 
-  it('reports an agent that is not there, one that does not answer in time, and one that answers with an error', async () => {
+  it('reports an agent that is not there, one that does not answer in time, one that answers with an error, and an answer that is not JSON', async () => {
     await expect(client(join(dir, 'nobody.sock')).status()).rejects.toThrow(/cannot reach the agent on .*nobody\.sock \(ENOENT\)/)
 
     const silent = await listen(createHttpServer(() => {}), 'silent.sock')
@@ -85,5 +85,8 @@ describe('ShoalClient', () => {
     const err = await client(failing).where('nope', 'x').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(AgentApiError)
     expect(err).toMatchObject({ status: 404, code: 'not_found', message: 'no such dataset' })
+
+    const garbled = await listen(createHttpServer((req, res) => { res.end('<html>not the agent</html>') }), 'garbled.sock')
+    await expect(client(garbled).status()).rejects.toMatchObject({ name: 'AgentApiError', code: 'bad_response' })
   })
 })
