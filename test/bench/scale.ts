@@ -91,7 +91,7 @@ function pages (entries: FileEntry[], size: number): FileEntry[][] {
 // ---------------------------------------------------------------- protocol mode
 
 /** where-client.ts (both ways) against floor-server.ts answering with a real where body of the agent. */
-async function floorFigures (agentSocket: string, dir: string): Promise<{ client: Record<string, number>, raw: Record<string, number> }> {
+async function floorFigures (agentSocket: string, dir: string): Promise<{ client: WhereClientResult, raw: WhereClientResult }> {
   const bodyFile = join(dir, 'floor-body.json')
   await writeFile(bodyFile, JSON.stringify(await new ShoalClient(agentSocket).where(DATASET, pathOf(0))))
   const socket = join(dir, 'floor.sock')
@@ -103,15 +103,18 @@ async function floorFigures (agentSocket: string, dir: string): Promise<{ client
     server.stdout.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve() })
   })
   try {
-    return { client: (await whereFromProcess(socket, 'client', flags.seed + 1)).ms, raw: (await whereFromProcess(socket, 'raw', flags.seed + 2)).ms }
+    return { client: await whereFromProcess(socket, 'client', flags.seed + 1), raw: await whereFromProcess(socket, 'raw', flags.seed + 2) }
   } finally {
     server.removeAllListeners('exit')
     server.kill()
   }
 }
 
+/** What where-client.ts prints. */
+interface WhereClientResult { holders: number, ms: Record<string, number>, clientGc: Record<string, number> }
+
 /** Runs where-client.ts against the agent's socket in a process of its own; its figures. */
-async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: number): Promise<{ holders: number, ms: Record<string, number> }> {
+async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: number): Promise<WhereClientResult> {
   const args = [join(REPO, 'test/bench/where-client.ts'), '--socket', socket, '--files', String(flags.files), '--queries', String(flags.queries),
     '--warmup', String(flags.warmup), '--seed', String(seed), '--via', via]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -122,7 +125,7 @@ async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: nu
   child.stderr.on('data', (d: Buffer) => { err += d.toString() })
   const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('exit', resolve) })
   if (code !== 0) throw new Error(`where-client (${via}) exited with ${code}: ${err.trim()}`)
-  return JSON.parse(out) as { holders: number, ms: Record<string, number> }
+  return JSON.parse(out) as WhereClientResult
 }
 
 function mib (bytes: Record<string, number>): Record<string, number> {
@@ -386,8 +389,10 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     goalWhere: { p99AtMostMs: 1, met: clientFigures.p99 <= 1 },
     whereRawKeepAliveMs: viaProcessRaw.ms,
     /** The same clients against floor-server.ts (fixed answer, same bytes): what two processes and HTTP on a Unix socket cost here. */
-    floorMs: floor,
-    whereP99OverFloor: { client: Number((clientFigures.p99 / floor.client.p99).toFixed(2)), raw: Number((viaProcessRaw.ms.p99 / floor.raw.p99).toFixed(2)) },
+    floorMs: { client: floor.client.ms, raw: floor.raw.ms },
+    whereP99OverFloor: { client: Number((clientFigures.p99 / floor.client.ms.p99).toFixed(2)), raw: Number((viaProcessRaw.ms.p99 / floor.raw.ms.p99).toFixed(2)) },
+    /** Collections in the querying processes while they asked (count, longest pause in ms). */
+    clientGc: { client: viaProcess.clientGc, raw: viaProcessRaw.clientGc, floorClient: floor.client.clientGc, floorRaw: floor.raw.clientGc },
     /** The same queries from the benchmark process (which runs the simulated peers too); later passes repeat the first one's paths. */
     whereInBenchProcessMs: latencyFigures(viaClient.latencies),
     whereInBenchProcessLaterPassesMs: laterPasses,

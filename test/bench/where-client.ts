@@ -4,8 +4,9 @@
  *
  *   node test/bench/where-client.ts --socket PATH --files F --queries Q --warmup W --seed S --via client|raw
  *
- * Prints one JSON object: { via, holders, ms: latency figures }.
+ * Prints one JSON object: { via, holders, ms: latency figures, clientGc: this process's collections while it asked }.
  */
+import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { ShoalClient } from '@shoal/client'
 import { DATASET, latencyFigures, queryLatencies, rawWhere } from './where-queries.ts'
@@ -45,6 +46,22 @@ if (via === 'client') {
 } else {
   ({ ask, close } = rawWhere(socket))
 }
+// This process's garbage collections while it asks (a pause here is a slow answer too).
+const gc = { minor: 0, minorMaxMs: 0, major: 0, majorMaxMs: 0 }
+const observer = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry.detail as { kind?: number } | undefined)?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gc.minor++
+      gc.minorMaxMs = Math.max(gc.minorMaxMs, Number(entry.duration.toFixed(2)))
+    } else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      gc.major++
+      gc.majorMaxMs = Math.max(gc.majorMaxMs, Number(entry.duration.toFixed(2)))
+    }
+  }
+})
+observer.observe({ entryTypes: ['gc'] })
 const { latencies, holders } = await queryLatencies(ask, files, queries, warmup, seed)
+observer.disconnect()
 close()
-process.stdout.write(JSON.stringify({ via, holders, ms: latencyFigures(latencies) }) + '\n', () => process.exit(0))
+process.stdout.write(JSON.stringify({ via, holders, ms: latencyFigures(latencies), clientGc: gc }) + '\n', () => process.exit(0))
