@@ -457,20 +457,8 @@ async function mergeMode (): Promise<Record<string, unknown>> {
   const socket = join(dir, 'api.sock')
   const selfId = peers[0]
   const unsupported = (): never => { throw new Error('not served by this benchmark') }
-  // The same mapping as Agent.where (packages/agent/src/agent.ts).
-  const whereOf = (dataset: string, path: string): unknown => {
-    const newest = cluster.newest(dataset, path)
-    return {
-      dataset,
-      path,
-      version: newest?.version ?? null,
-      deleted: newest?.deleted ?? false,
-      holders: cluster.holdersOf(dataset, path).map(h => ({
-        peerId: h.peerId, name: h.name, self: h.peerId === selfId, complete: h.complete, version: h.entry.version, size: h.entry.size,
-        contentId: Buffer.from(h.entry.contentId).toString('hex')
-      }))
-    }
-  }
+  // As Agent.where (packages/agent/src/agent.ts) answers.
+  const whereOf = (dataset: string, path: string): unknown => ({ dataset, path, ...cluster.locate(dataset, path, selfId) })
   const computeMs: number[] = []
   const server = new ApiServer({
     events: new EventHub(),

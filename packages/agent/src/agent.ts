@@ -800,21 +800,8 @@ export class Agent {
   }
 
   where (dataset: string, path: string): WhereResponse {
-    const newest = this.cluster.newest(dataset, path)
-    const selfId = this.peerId
-    // Copies of one version share their content id bytes: convert each once.
-    const hex = new Map<Uint8Array, string>()
-    return {
-      dataset,
-      path,
-      version: newest?.version ?? null,
-      deleted: newest?.deleted ?? false,
-      holders: this.cluster.holdersOf(dataset, path).map(h => {
-        let contentId = hex.get(h.entry.contentId)
-        if (contentId == null) hex.set(h.entry.contentId, contentId = Buffer.from(h.entry.contentId.buffer, h.entry.contentId.byteOffset, h.entry.contentId.byteLength).toString('hex'))
-        return { peerId: h.peerId, name: h.name, self: h.peerId === selfId, complete: h.complete, version: h.entry.version, size: h.entry.size, contentId }
-      })
-    }
+    const { version, deleted, holders } = this.cluster.locate(dataset, path, this.peerId)
+    return { dataset, path, version, deleted, holders }
   }
 
   files (dataset: string, prefix: string, limit: number, after?: string): FilesResponse {

@@ -319,7 +319,9 @@ function sendError (res: ServerResponse, err: any): void {
 }
 
 function send (res: ServerResponse, status: number, body: unknown | ApiErrorBody): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
+  // As a Buffer (small ones come from Node's pool, outside V8's heap): a string body is joined
+  // to the header string before the write, a copy of the whole answer in the young generation.
+  const bytes = Buffer.from(JSON.stringify(body))
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length })
+  res.end(bytes)
 }

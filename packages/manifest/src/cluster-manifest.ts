@@ -31,6 +31,28 @@ export interface DatasetCounts {
   missing: number
 }
 
+/** One live copy of a path, as `where` reports it. */
+export interface LocatedCopy {
+  peerId: string
+  name: string
+  /** The node is the one asking (`locate`'s selfId). */
+  self: boolean
+  /** The holder has the whole file at the newest version known in the cluster. */
+  complete: boolean
+  version: number
+  size: number
+  /** Content id, hex. */
+  contentId: string
+}
+
+/** Where a path is: its newest version (possibly a tombstone) and its live copies, newest first. */
+export interface Located {
+  /** Null when the path is unknown. */
+  version: number | null
+  deleted: boolean
+  holders: LocatedCopy[]
+}
+
 /** 'rejected': the change would take a record past the limits (entries per node, nodes). */
 export type DeltaResult = 'applied' | 'stale' | 'gap' | 'rejected'
 
@@ -133,6 +155,10 @@ class Slot {
 
 function newer (a: { generation: number, sequence: number }, b: { generation: number, sequence: number }): number {
   return a.generation !== b.generation ? a.generation - b.generation : a.sequence - b.sequence
+}
+
+function contentHex (content: string): string {
+  return Buffer.from(content, 'latin1').toString('hex')
 }
 
 function contentString (id: Uint8Array): string {
@@ -793,6 +819,50 @@ export class ClusterManifest {
       })
     }
     return holders.sort((a, b) => compareVersions(b.entry, a.entry) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
+  }
+
+  /**
+   * The answer to `where`, read from the path's slot: the same holders, order and completeness
+   * as holdersOf, without building a FileEntry per copy (a query on a path held by 16 nodes
+   * allocated about 6 KB through holdersOf; this builds only what it returns).
+   */
+  locate (dataset: string, path: string, selfId?: string): Located {
+    const slot = this.byFile.get(fileKey(dataset, path))
+    const newest = slot?.newest()
+    if (slot == null || newest == null) return { version: null, deleted: false, holders: [] }
+    const holders: LocatedCopy[] = []
+    const versions: Version[] = []
+    const hex: Array<string | undefined> = []
+    for (let at = 0; at < slot.copies.length; at += STRIDE) {
+      const v = slot.versionAt(at)
+      if (v.deleted) continue
+      const member = this.byIndex[slot.copies[at] as number]
+      const vi = slot.versions.indexOf(v)
+      const contentId = hex[vi] ??= contentHex(v.content)
+      const copy: LocatedCopy = {
+        peerId: member.peerId,
+        name: member.info.name,
+        self: member.peerId === selfId,
+        complete: !newest.deleted && v.content === newest.content && !slot.isPartial(member.index),
+        version: v.version,
+        size: v.size,
+        contentId
+      }
+      // Insertion into place (newest version first, then by peer id): a handful of copies, no sort's scratch array.
+      let i = holders.length
+      holders.push(copy)
+      versions.push(v)
+      while (i > 0) {
+        const order = compareVersion(v, versions[i - 1]) || (copy.peerId < holders[i - 1].peerId ? 1 : -1)
+        if (order < 0) break
+        holders[i] = holders[i - 1]
+        versions[i] = versions[i - 1]
+        i--
+      }
+      holders[i] = copy
+      versions[i] = v
+    }
+    return { version: newest.version, deleted: newest.deleted, holders }
   }
 
   /** True when the node holds a complete, live copy of the newest content of a path (no entry is built). */

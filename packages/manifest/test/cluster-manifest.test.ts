@@ -474,3 +474,45 @@ describe('ClusterManifest queries', () => {
     expect(m.holdersOf(DS, 'x')).toEqual([])
   })
 })
+
+describe('ClusterManifest.locate', () => {
+  /** The where answer as it was built from holdersOf before locate existed. */
+  function fromHolders (m: ClusterManifest, path: string, selfId: string): unknown {
+    const newest = m.newest(DS, path)
+    return {
+      version: newest?.version ?? null,
+      deleted: newest?.deleted ?? false,
+      holders: m.holdersOf(DS, path).map(h => ({
+        peerId: h.peerId, name: h.name, self: h.peerId === selfId, complete: h.complete, version: h.entry.version, size: h.entry.size,
+        contentId: Buffer.from(h.entry.contentId).toString('hex')
+      }))
+    }
+  }
+
+  it('answers as holdersOf does: newest first then by peer id, partial and stale copies incomplete, tombstones left out', () => {
+    const m = new ClusterManifest()
+    // Node ids inserted out of order, so that node index order is not peer id order.
+    const nodes = ['E', 'B', 'D', 'A', 'C', 'F']
+    const partial = { ...entry('p', { seq: 1, version: 2, content: 3 }), partial: true, have: new Uint8Array([1]) }
+    const records: Record<string, FileEntry[]> = {
+      E: [entry('p', { seq: 1, version: 1, content: 1 }), entry('gone', { seq: 2, deleted: true, version: 2 }), entry('c', { seq: 3, version: 1, content: 7 })],
+      B: [entry('p', { seq: 1, version: 2, content: 2 }), entry('gone', { seq: 2, version: 1 }), entry('c', { seq: 3, version: 1, content: 5 })],
+      D: [partial],
+      A: [entry('p', { seq: 1, version: 2, content: 2 }), entry('c', { seq: 2, version: 1, content: 7 })],
+      C: [entry('p', { seq: 1, version: 1, content: 1 }), entry('gone', { seq: 2, deleted: true, version: 2 })],
+      F: [entry('p', { seq: 1, version: 2, content: 3 })]
+    }
+    for (const n of nodes) expect(m.replaceRecord(n, info(1, records[n].length, `node-${n}`), records[n])).toBe(true)
+    for (const path of ['p', 'gone', 'c', 'unknown']) {
+      expect(m.locate(DS, path, 'B'), path).toEqual(fromHolders(m, path, 'B'))
+    }
+    const p = m.locate(DS, 'p', 'B')
+    // Version 2 with content 3 (D receiving it, F whole) is newest: the tie between contents 2 and 3 goes to the higher content id.
+    expect(p.holders.map(h => [h.peerId, h.version, h.complete])).toEqual([
+      ['D', 2, false], ['F', 2, true], ['A', 2, false], ['B', 2, false], ['C', 1, false], ['E', 1, false]
+    ])
+    expect(p.holders.find(h => h.peerId === 'B')?.self).toBe(true)
+    expect(m.locate(DS, 'gone', 'B')).toEqual({ version: 2, deleted: true, holders: [expect.objectContaining({ peerId: 'B', complete: false })] })
+    expect(m.locate(DS, 'unknown')).toEqual({ version: null, deleted: false, holders: [] })
+  })
+})
