@@ -21,12 +21,14 @@ export interface LocalFile {
 }
 
 /** The fields of an indexed file that say whether the disk still holds the same file. */
+/** An index row as a scan compares it with the disk (the row object SQLite returns, used as it is). */
 export interface IndexedStat {
   path: string
   size: number
   mtimeMs: number
   ino: number
-  deleted: boolean
+  /** Non-zero: the row is a tombstone. */
+  deleted: number
 }
 
 /** A file this node is receiving: the chunks it holds so far (verified), served to others. */
@@ -311,11 +313,10 @@ export class LocalIndex {
   statsPage (dataset: string, after: string | undefined, limit: number, inclusive = false): IndexedStat[] {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, not ${limit}`)
     const stmts = this.statsPageStmts ??= [
-      this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ? AND path > ? ORDER BY path LIMIT ?'),
-      this.db.prepare('SELECT path, size, mtime_ms, ino, deleted FROM files WHERE dataset = ? AND path >= ? ORDER BY path LIMIT ?')
+      this.db.prepare('SELECT path, size, mtime_ms AS mtimeMs, ino, deleted FROM files WHERE dataset = ? AND path > ? ORDER BY path LIMIT ?'),
+      this.db.prepare('SELECT path, size, mtime_ms AS mtimeMs, ino, deleted FROM files WHERE dataset = ? AND path >= ? ORDER BY path LIMIT ?')
     ]
-    const rows = stmts[inclusive ? 1 : 0].all(dataset, after ?? '', limit) as unknown as Array<{ path: string, size: number, mtime_ms: number, ino: number, deleted: number }>
-    return rows.map(r => ({ path: r.path, size: r.size, mtimeMs: r.mtime_ms, ino: r.ino, deleted: r.deleted !== 0 }))
+    return stmts[inclusive ? 1 : 0].all(dataset, after ?? '', limit) as unknown as IndexedStat[]
   }
 
   /** Live (not deleted) files of a dataset. */
