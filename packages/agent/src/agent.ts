@@ -12,7 +12,7 @@ import { LoadMonitor } from './load.js'
 import { AgentMetrics } from './metrics.js'
 import { ApiError, ApiServer } from './api.js'
 import { checkDatasets, type AgentConfig } from './config.js'
-import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, DISK_CHECK_INTERVAL_MS, REDIAL_INTERVAL_MS, INLINE_HASH_BYTES, RESCAN_MAX_DEFER_MS, RESCAN_QUIET_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
+import { ANNOUNCE_BATCH_MS, BLOCK_ABUSIVE_MS, RECEIVER_SILENT_HEARTBEATS, CLUSTER_NAME, MAX_DIALS_PER_ROUND, LOAD_INTERVAL_MS, DISK_CHECK_INTERVAL_MS, REDIAL_INTERVAL_MS, INLINE_HASH_BYTES, RESCAN_GAP_PER_SCAN_TIME, RESCAN_MAX_GAP_MS, RESCAN_MAX_DEFER_MS, RESCAN_QUIET_MS, STOP_TIMEOUT_MS, WATCH_DEBOUNCE_MS, MAX_DIRTY_DIRECTORIES } from './constants.js'
 import { StartupError } from './errors.js'
 import { EventHub } from './events.js'
 import { Gossip, heartbeatPeriodMs } from './gossip.js'
@@ -91,6 +91,8 @@ export class Agent {
   private periodicRescanWaiting = false
   private periodicRescanDue = 0
   private rescanDeferrals = 0
+  /** The last scan of every dataset whole: when it ended (performance.now()) and how long it took. */
+  private lastFullScan = { endedAt: -Infinity, ms: 0, endedAtEpochMs: 0 }
   private inlineHashing = false
   private readonly announceQueue = new SerialQueue()
   private announceTimer?: NodeJS.Timeout
@@ -502,6 +504,8 @@ export class Agent {
   /** The safety-net rescan, once the API is quiet (see RESCAN_QUIET_MS); `due` is when it fell due. */
   private periodicRescan (due: number): void {
     if (this.stopping) return
+    // Not before the gap the last whole scan's duration calls for (the next tick looks again).
+    if (performance.now() - this.lastFullScan.endedAt < Math.min(RESCAN_MAX_GAP_MS, RESCAN_GAP_PER_SCAN_TIME * this.lastFullScan.ms)) return
     if (this.periodicRescanWaiting && due !== this.periodicRescanDue) return
     const quietFor = performance.now() - (this.api?.lastRequestAt ?? -Infinity)
     const maxDefer = Math.max(RESCAN_MAX_DEFER_MS, 4 * this.config.rescanIntervalMs)
@@ -557,6 +561,7 @@ export class Agent {
     let pending = 0
     let changed = 0
     await this.indexLock.run(async () => {
+      const started = performance.now()
       for (const dataset of this.config.datasets) {
         if (only != null && dataset.name !== only) continue
         if (this.stopping) return
@@ -569,6 +574,9 @@ export class Agent {
         this.watchers.get(dataset.name)?.update(result.directories)
         this.rescanLater(dataset.name, result.pendingDirectories)
       }
+      // The duration of a pass that only read metadata sets the gap; one that hashed (the first
+      // scan of a dataset, a burst of changes) leaves the next rescan to the interval, which measures again.
+      if (only == null && !this.stopping) this.lastFullScan = { endedAt: performance.now(), ms: changed === 0 && pending === 0 ? performance.now() - started : 0, endedAtEpochMs: Date.now() }
     })
     this.scans++
     if (changed > 0) this.localChanged()
@@ -774,7 +782,7 @@ export class Agent {
         ...(this.gossip?.stats ?? { announcementsSent: 0, heartbeatsSent: 0, pulls: 0, pullFailures: 0, summaries: 0, rejected: 0 }),
         rejectedFrom: Object.fromEntries(this.gossip?.rejectedFrom ?? [])
       },
-      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans, rescansDeferred: this.rescanDeferrals, hashWorkers: this.hashPool?.workers ?? 0 },
+      scan: { filesHashed: hashingStats.filesHashed, bytesHashed: hashingStats.bytesHashed, scans: this.scans, directoryScans: this.scopedScans, rescansDeferred: this.rescanDeferrals, lastFullScan: this.lastFullScan.endedAtEpochMs === 0 ? null : { endedAt: this.lastFullScan.endedAtEpochMs, ms: Math.round(this.lastFullScan.ms) }, hashWorkers: this.hashPool?.workers ?? 0 },
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
       memory: {
         ...(({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),

@@ -36,6 +36,12 @@ export interface StatusResponse {
     directoryScans: number
     /** Times the periodic rescan waited for the API to go quiet for a second (it never waits more than two minutes past its time). */
     rescansDeferred: number
+    /**
+     * The last scan of every dataset whole (ms since the epoch when it ended, and its duration);
+     * null before the first. The periodic rescan leaves at least 100 times that duration between
+     * two (the rescan interval at least).
+     */
+    lastFullScan: { endedAt: number, ms: number } | null
     /** Hashing worker threads alive now (they end after 10 s idle; a small file found while none is alive is hashed on the agent's thread). */
     hashWorkers: number
   }
