@@ -504,9 +504,13 @@ export class Agent {
   /** The safety-net rescan, once the API is quiet (see RESCAN_QUIET_MS); `due` is when it fell due. */
   private periodicRescan (due: number): void {
     if (this.stopping) return
-    // Not before the gap the last whole scan's duration calls for (the next tick looks again).
-    if (performance.now() - this.lastFullScan.endedAt < Math.min(RESCAN_MAX_GAP_MS, RESCAN_GAP_PER_SCAN_TIME * this.lastFullScan.ms)) return
     if (this.periodicRescanWaiting && due !== this.periodicRescanDue) return
+    // Not before the gap the last whole scan's duration calls for: the next tick looks again
+    // (a rescan that waited for a quiet API and finds a whole scan ran meanwhile waits no more).
+    if (performance.now() - this.lastFullScan.endedAt < Math.min(RESCAN_MAX_GAP_MS, RESCAN_GAP_PER_SCAN_TIME * this.lastFullScan.ms)) {
+      this.periodicRescanWaiting = false
+      return
+    }
     const quietFor = performance.now() - (this.api?.lastRequestAt ?? -Infinity)
     const maxDefer = Math.max(RESCAN_MAX_DEFER_MS, 4 * this.config.rescanIntervalMs)
     if (quietFor < RESCAN_QUIET_MS && performance.now() - due < maxDefer) {
