@@ -280,7 +280,9 @@ const pools = new Map<string, Pool>()
  * Requests go over kept-alive connections (undici), opened on first use and again after the
  * agent restarts; an idle connection does not keep the process alive. Against node:http's
  * client in the same process, 10,000 `where` queries per round to an idle agent, three rounds
- * (7 December 2026): p50 0.12-0.15 ms instead of 0.17-0.22, p99 0.21-0.82 instead of 0.25-1.05.
+ * (7 December 2026): p50 0.12-0.15 ms instead of 0.17-0.22, p99 0.21-0.82 instead of 0.25-1.05;
+ * through `dispatch` (see exchangeOn) instead of `request()`, against a fixed-answer server:
+ * p50 0.10 instead of 0.13 ms, longest minor collection 3 instead of 9 ms.
  */
 export class ShoalClient {
   private readonly timeoutMs: number
