@@ -823,18 +823,7 @@ export class Agent {
     return {
       dataset,
       prefix,
-      files: paths.map(path => {
-        const newest = this.cluster.newest(dataset, path)
-        const holders = this.cluster.holdersOf(dataset, path)
-        return {
-          path,
-          version: newest?.version ?? 0,
-          deleted: newest?.deleted ?? false,
-          size: newest?.size ?? 0,
-          replicas: this.cluster.replicas(dataset, path) ?? 0,
-          holders: holders.length
-        }
-      }),
+      files: paths.map(path => ({ path, ...(this.cluster.summarize(dataset, path) ?? { version: 0, deleted: false, size: 0, replicas: 0, holders: 0 }) })),
       next: more ? paths[paths.length - 1] : null
     }
   }

@@ -53,6 +53,17 @@ export interface Located {
   holders: LocatedCopy[]
 }
 
+/** One path as a listing shows it (`files`): its newest version and how many nodes hold it. */
+export interface PathSummary {
+  version: number
+  deleted: boolean
+  size: number
+  /** Live complete copies of the newest content. */
+  replicas: number
+  /** Nodes holding a live copy of any version (as many as `locate` lists). */
+  holders: number
+}
+
 /** 'rejected': the change would take a record past the limits (entries per node, nodes). */
 export type DeltaResult = 'applied' | 'stale' | 'gap' | 'rejected'
 
@@ -863,6 +874,16 @@ export class ClusterManifest {
       versions[i] = v
     }
     return { version: newest.version, deleted: newest.deleted, holders }
+  }
+
+  /** A path's line in a listing, read from its slot (no entry is built); undefined when unknown. */
+  summarize (dataset: string, path: string): PathSummary | undefined {
+    const slot = this.byFile.get(fileKey(dataset, path))
+    const newest = slot?.newest()
+    if (slot == null || newest == null) return undefined
+    let holders = 0
+    for (let at = 0; at < slot.copies.length; at += STRIDE) if (!slot.versionAt(at).deleted) holders++
+    return { version: newest.version, deleted: newest.deleted, size: newest.size, replicas: Math.max(0, slot.replicas), holders }
   }
 
   /** True when the node holds a complete, live copy of the newest content of a path (no entry is built). */

@@ -475,7 +475,7 @@ describe('ClusterManifest queries', () => {
   })
 })
 
-describe('ClusterManifest.locate', () => {
+describe('ClusterManifest.locate and summarize', () => {
   /** The where answer as it was built from holdersOf before locate existed. */
   function fromHolders (m: ClusterManifest, path: string, selfId: string): unknown {
     const newest = m.newest(DS, path)
@@ -489,7 +489,7 @@ describe('ClusterManifest.locate', () => {
     }
   }
 
-  it('answers as holdersOf does: newest first then by peer id, partial and stale copies incomplete, tombstones left out', () => {
+  it('answer as holdersOf did: newest first then by peer id, partial and stale copies incomplete, tombstones left out', () => {
     const m = new ClusterManifest()
     // Node ids inserted out of order, so that node index order is not peer id order.
     const nodes = ['E', 'B', 'D', 'A', 'C', 'F']
@@ -505,7 +505,14 @@ describe('ClusterManifest.locate', () => {
     for (const n of nodes) expect(m.replaceRecord(n, info(1, records[n].length, `node-${n}`), records[n])).toBe(true)
     for (const path of ['p', 'gone', 'c', 'unknown']) {
       expect(m.locate(DS, path, 'B'), path).toEqual(fromHolders(m, path, 'B'))
+      // A listing's line, as it was built from newest and holdersOf.
+      const newest = m.newest(DS, path)
+      expect(m.summarize(DS, path), path).toEqual(newest == null
+        ? undefined
+        : { version: newest.version, deleted: newest.deleted, size: newest.size, replicas: m.replicas(DS, path) ?? 0, holders: m.holdersOf(DS, path).length })
     }
+    expect(m.summarize(DS, 'p')).toEqual({ version: 2, deleted: false, size: 1000, replicas: 1, holders: 6 })
+    expect(m.summarize(DS, 'gone')).toEqual({ version: 2, deleted: true, size: 0, replicas: 0, holders: 1 })
     const p = m.locate(DS, 'p', 'B')
     // Version 2 with content 3 (D receiving it, F whole) is newest: the tie between contents 2 and 3 goes to the higher content id.
     expect(p.holders.map(h => [h.peerId, h.version, h.complete])).toEqual([
