@@ -74,13 +74,6 @@ export function percentile (sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]
 }
 
-/** The middle value (the mean of the two middle ones for an even count). */
-export function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-
 export function summarise (values: number[], digits = 1): { n: number, p50: number, p99: number, mean: number, max: number, min: number } {
   const sorted = [...values].sort((a, b) => a - b)
   const round = (x: number): number => Number(x.toFixed(digits))

@@ -33,7 +33,7 @@ import {
   type FileEntry, type NodeInfo
 } from '@shoal/wire'
 import {
-  AgentSet, REPO, loadavg, log, machine, mapLimit, median, measureCpu, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, splitNodeArgs, summarise, tempDir, waitFor,
+  AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, percentile, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, splitNodeArgs, summarise, tempDir, waitFor,
   onCleanup
 } from './lib.ts'
 import { DATASET, latencyFigures, pathOf, queryLatencies, rawWhere } from './where-queries.ts'
@@ -360,7 +360,8 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   }
   const p99s = (pick: (round: typeof rounds[number]) => WhereClientResult): number[] => rounds.map(round => pick(round).ms.p99)
   const roundsP99 = { client: p99s(r => r.client), floorClient: p99s(r => r.floorClient), raw: p99s(r => r.raw), floorRaw: p99s(r => r.floorRaw) }
-  const medianP99 = Object.fromEntries(Object.entries(roundsP99).map(([k, v]) => [k, median(v)])) as Record<keyof typeof roundsP99, number>
+  // The median by nearest rank (with an even number of rounds, the lower middle).
+  const medianP99 = Object.fromEntries(Object.entries(roundsP99).map(([k, v]) => [k, percentile([...v].sort((a, b) => a - b), 50)])) as Record<keyof typeof roundsP99, number>
   log(`querying where ${flags.queries} times (ShoalClient, in the benchmark process); load ${loadavg()}`)
   const client = new ShoalClient(agent.socket)
   const whereViaClient = async (p: string): Promise<number> => (await client.where(DATASET, p)).holders.length

@@ -50,7 +50,7 @@ if (via === 'client') {
 const gc = { minor: 0, minorMaxMs: 0, major: 0, majorMaxMs: 0 }
 const observer = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
-    const kind = (entry.detail as { kind?: number } | undefined)?.kind
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind
     if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
       gc.minor++
       gc.minorMaxMs = Math.max(gc.minorMaxMs, Number(entry.duration.toFixed(2)))

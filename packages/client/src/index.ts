@@ -391,7 +391,7 @@ export class ShoalClient {
       })
       req.on('error', (err: any) => {
         if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code)) {
-          reject(new AgentUnreachableError(`cannot reach the agent on ${this.socketPath} (${err.code}); is 'shoal agent' running?`))
+          reject(unreachable(this.socketPath, err.code))
         } else reject(err)
       })
       req.end()
@@ -423,7 +423,7 @@ export class ShoalClient {
       }
       const code = errorCode(err)
       if (UNREACHABLE_CODES.includes(code)) {
-        throw new AgentUnreachableError(`cannot reach the agent on ${this.socketPath} (${code}); is 'shoal agent' running?`)
+        throw unreachable(this.socketPath, code)
       }
       throw err
     }
@@ -457,6 +457,11 @@ async function exchangeOn (pool: Pool, options: Dispatcher.DispatchOptions): Pro
       onResponseError (_controller, err) { reject(err) }
     })
   })
+}
+
+/** No agent answers on the socket (the error code says how the connection failed). */
+function unreachable (socketPath: string, code: string): AgentUnreachableError {
+  return new AgentUnreachableError(`cannot reach the agent on ${socketPath} (${code}); is 'shoal agent' running?`)
 }
 
 /** The system or undici error code of a failed request ('' when there is none). */
