@@ -11,8 +11,10 @@
  *   does on connect, as it would from any peer). Memory is the agent's VmRSS/VmHWM; `where` goes
  *   through ShoalClient to the agent's socket from a process of its own (where-client.ts: an
  *   application beside the agent), in --rounds rounds, each followed by the same queries to a
- *   server that answers with fixed bytes (floor-server.ts: what the machine allows); then, for
- *   comparison, from this process (which also runs the 15 simulated peers).
+ *   server that answers with fixed bytes (floor-server.ts: what the machine allows); each such
+ *   process asks --passes passes after its warm-up (the first: fresh code; the last: the steady
+ *   state), and its slow queries are matched with both processes' garbage collections
+ *   (gc-timeline.ts); then, for comparison, from this process (which also runs the 15 simulated peers).
  * --mode merge: this process builds a ClusterManifest from 16 records encoded and decoded as
  *   ManifestPages (the agent's wire codec) and merged with replaceRecord, then serves `where`
  *   through the agent's real ApiServer class (imported from packages/agent/dist/api.js: it is not
@@ -36,7 +38,7 @@ import {
   AgentSet, REPO, loadavg, log, machine, mapLimit, measureCpu, percentile, memoryBreakdownMiB, memoryMiB, parseFlags, rng, runBench, sleep, splitNodeArgs, summarise, tempDir, waitFor,
   onCleanup
 } from './lib.ts'
-import { DATASET, latencyFigures, pathOf, queryLatencies, rawWhere } from './where-queries.ts'
+import { DATASET, attributeSlow, latencyFigures, parseGcTimeline, pathOf, queryLatencies, rawWhere, type GcSpan } from './where-queries.ts'
 
 const flags = parseFlags({
   mode: 'protocol',
@@ -61,7 +63,9 @@ const flags = parseFlags({
   /** Protocol mode: from this process, query through ShoalClient this many times over (later passes repeat the first one's paths: warm-up effects). */
   clientPasses: 1,
   /** Protocol mode: rounds of where from a separate process, each to the agent and then to the floor. */
-  rounds: 3
+  rounds: 3,
+  /** Protocol mode: passes of --queries each that every separate querying process asks after its warm-up (the first: a fresh process; the last: the steady state). */
+  passes: 3
 })
 
 function contentOf (i: number): string {
@@ -93,12 +97,16 @@ function pages (entries: FileEntry[], size: number): FileEntry[][] {
 
 // ---------------------------------------------------------------- protocol mode
 
-/** Starts floor-server.ts answering every `where` with a real answer of the agent (the same bytes); its socket and how to stop it. */
-async function startFloor (agentSocket: string, dir: string): Promise<{ socket: string, stop: () => void }> {
+const GC_TIMELINE = join(REPO, 'test/bench/gc-timeline.ts')
+
+/** Starts floor-server.ts answering every `where` with a real answer of the agent (the same bytes); its socket, its collections' file and how to stop it. */
+async function startFloor (agentSocket: string, dir: string): Promise<{ socket: string, gcFile: string, stop: () => void }> {
   const bodyFile = join(dir, 'floor-body.json')
   await writeFile(bodyFile, JSON.stringify(await new ShoalClient(agentSocket).where(DATASET, pathOf(0))))
   const socket = join(dir, 'floor.sock')
-  const server = spawn(process.execPath, [join(REPO, 'test/bench/floor-server.ts'), '--socket', socket, '--body', bodyFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const gcFile = join(dir, 'floor-gc.jsonl')
+  const server = spawn(process.execPath, ['--import', GC_TIMELINE, join(REPO, 'test/bench/floor-server.ts'), '--socket', socket, '--body', bodyFile],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_GC_TIMELINE: gcFile } })
   onCleanup(() => { if (server.exitCode === null && server.signalCode === null) server.kill() })
   await new Promise<void>((resolve, reject) => {
     server.on('error', reject)
@@ -107,6 +115,7 @@ async function startFloor (agentSocket: string, dir: string): Promise<{ socket: 
   })
   return {
     socket,
+    gcFile,
     stop: () => {
       server.removeAllListeners('exit')
       server.kill()
@@ -115,12 +124,12 @@ async function startFloor (agentSocket: string, dir: string): Promise<{ socket: 
 }
 
 /** What where-client.ts prints. */
-interface WhereClientResult { holders: number, ms: Record<string, number>, clientGc: Record<string, number> }
+interface WhereClientResult { holders: number, passes: Array<Record<string, number>>, clientGc: Record<string, number>, slow: Array<[number, number, number]>, gcs: GcSpan[] }
 
 /** Runs where-client.ts against the agent's socket in a process of its own; its figures. */
 async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: number): Promise<WhereClientResult> {
   const args = [join(REPO, 'test/bench/where-client.ts'), '--socket', socket, '--files', String(flags.files), '--queries', String(flags.queries),
-    '--warmup', String(flags.warmup), '--seed', String(seed), '--via', via]
+    '--warmup', String(flags.warmup), '--passes', String(flags.passes), '--seed', String(seed), '--via', via]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   onCleanup(() => { if (child.exitCode === null && child.signalCode === null) child.kill() })
   let out = ''
@@ -258,6 +267,8 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     logLevel: 'info',
     args: ['--stable-ms', '50', ...splitNodeArgs(flags.agentArgs)],
     nodeArgs: [
+      // Its collections, to match with slow answers (gc-timeline.ts; the file is named in the environment at spawn).
+      '--import', GC_TIMELINE,
       ...splitNodeArgs(flags.agentNodeArgs),
       ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(set.root, 'prof')}`] : []),
       ...(flags.heapSnapshotDir !== '' ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${flags.heapSnapshotDir}`] : [])
@@ -275,7 +286,13 @@ async function protocolMode (): Promise<Record<string, unknown>> {
 
   log(`starting the agent (its API answers at once; it then scans and hashes ${flags.files} files); load ${loadavg()}`)
   t = Date.now()
-  await agent.spawn()
+  const agentGcFile = join(set.root, 'agent-gc.jsonl')
+  process.env.BENCH_GC_TIMELINE = agentGcFile
+  try {
+    await agent.spawn()
+  } finally {
+    delete process.env.BENCH_GC_TIMELINE
+  }
   await agent.ready(flags.readyTimeoutMs, 500)
   await waitFor('the agent to index every file', async () => (await agent.client().status()).datasets[0].files === flags.files ? true : undefined, flags.readyTimeoutMs, 500)
   const agentReadyMs = Date.now() - t
@@ -348,7 +365,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   try {
     for (let r = 0; r < flags.rounds; r++) {
       const seed = flags.seed + 1 + 10 * r
-      log(`round ${r + 1}/${flags.rounds}: where ${flags.queries} times from a separate process to the agent and to the floor, ShoalClient then raw HTTP; load ${loadavg()}`)
+      log(`round ${r + 1}/${flags.rounds}: where ${flags.passes} x ${flags.queries} times from a separate process to the agent and to the floor, ShoalClient then raw HTTP; load ${loadavg()}`)
       const client = await whereFromProcess(agent.socket, 'client', seed)
       const floorClient = await whereFromProcess(floorServer.socket, 'client', seed)
       const raw = await whereFromProcess(agent.socket, 'raw', seed + 1)
@@ -358,10 +375,23 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   } finally {
     floorServer.stop()
   }
-  const p99s = (pick: (round: typeof rounds[number]) => WhereClientResult): number[] => rounds.map(round => pick(round).ms.p99)
-  const roundsP99 = { client: p99s(r => r.client), floorClient: p99s(r => r.floorClient), raw: p99s(r => r.raw), floorRaw: p99s(r => r.floorRaw) }
+  // What each round's queries over 1 ms coincided with: a collection in the server, in the client, or neither.
+  const agentGcs = parseGcTimeline(await readFile(agentGcFile, 'utf8'))
+  const floorGcs = parseGcTimeline(await readFile(floorServer.gcFile, 'utf8').catch(() => ''))
+  const series = { client: agentGcs, floorClient: floorGcs, raw: agentGcs, floorRaw: floorGcs }
+  type Series = keyof typeof series
+  const firstPass = 0
+  const lastPass = flags.passes - 1
+  const perSeries = <T>(f: (k: Series) => T): Record<Series, T> => Object.fromEntries(Object.keys(series).map(k => [k, f(k as Series)])) as Record<Series, T>
+  const slowIn = (result: WhereClientResult, pass: number, serverGcs: GcSpan[]): ReturnType<typeof attributeSlow> =>
+    attributeSlow(result.slow.filter(q => q[2] === pass).map(([start, ms]) => [start, ms]), result.gcs, serverGcs)
+  const slowQueries = perSeries(k => rounds.map(r => ({ firstPass: slowIn(r[k], firstPass, series[k]), lastPass: slowIn(r[k], lastPass, series[k]) })))
+  const p99sOf = (pass: number): Record<Series, number[]> => perSeries(k => rounds.map(r => r[k].passes[pass].p99))
+  const roundsP99 = { lastPass: p99sOf(lastPass), firstPass: p99sOf(firstPass) }
   // The median by nearest rank (with an even number of rounds, the lower middle).
-  const medianP99 = Object.fromEntries(Object.entries(roundsP99).map(([k, v]) => [k, percentile([...v].sort((a, b) => a - b), 50)])) as Record<keyof typeof roundsP99, number>
+  const median = (v: number[]): number => percentile([...v].sort((a, b) => a - b), 50)
+  const medianP99 = { lastPass: perSeries(k => median(roundsP99.lastPass[k])), firstPass: perSeries(k => median(roundsP99.firstPass[k])) }
+  const overFloor = (m: Record<Series, number>): { client: number, raw: number } => ({ client: Number((m.client / m.floorClient).toFixed(2)), raw: Number((m.raw / m.floorRaw).toFixed(2)) })
   log(`querying where ${flags.queries} times (ShoalClient, in the benchmark process); load ${loadavg()}`)
   const client = new ShoalClient(agent.socket)
   const whereViaClient = async (p: string): Promise<number> => (await client.where(DATASET, p)).holders.length
@@ -388,7 +418,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     pulls: statusAfter.gossip.pulls - status.gossip.pulls,
     summaries: statusAfter.gossip.summaries - status.gossip.summaries
   }
-  const clientFigures = rounds[0].client.ms
+  const clientFigures = rounds[0].client.passes[lastPass]
   return {
     mode: `protocol: one real agent process; ${flags.nodes - 1} in-process libp2p nodes serve their records over /shoal/manifest/1.0.0`,
     nodes: flags.nodes,
@@ -414,18 +444,22 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       afterQueriesV8: mib(afterQueriesHeap)
     },
     goalRss: { atMostMiB: 300, met: settled.rss <= 300 },
-    /** ShoalClient in a process of its own, the first round. */
+    /** ShoalClient in a process of its own, the first round, its last pass (the steady state). */
     whereMs: clientFigures,
+    /** The same process's first pass (after --warmup queries only): a fresh client, and in the first round a fresh agent API. */
+    whereFirstPassMs: rounds[0].client.passes[firstPass],
     whereHolders: rounds[0].client.holders,
-    /** Judged on the median over the rounds of each round's p99. */
-    goalWhere: { p99AtMostMs: 1, medianP99Ms: medianP99.client, met: medianP99.client <= 1 },
-    whereRawKeepAliveMs: rounds[0].raw.ms,
-    /** The same clients against floor-server.ts (fixed answer, same bytes), first round: what two processes and HTTP on a Unix socket cost here. */
-    floorMs: { client: rounds[0].floorClient.ms, raw: rounds[0].floorRaw.ms },
-    /** p99 of each round (ms): agent and floor, ShoalClient and raw HTTP. */
+    /** Judged on the median over the rounds of each round's p99 in its last pass; the first passes' median beside it. */
+    goalWhere: { p99AtMostMs: 1, medianP99Ms: medianP99.lastPass.client, met: medianP99.lastPass.client <= 1, firstPassMedianP99Ms: medianP99.firstPass.client },
+    whereRawKeepAliveMs: rounds[0].raw.passes[lastPass],
+    /** The same clients against floor-server.ts (fixed answer, same bytes), first round, last pass: what two processes and HTTP on a Unix socket cost here. */
+    floorMs: { client: rounds[0].floorClient.passes[lastPass], raw: rounds[0].floorRaw.passes[lastPass] },
+    /** p99 of each round (ms): agent and floor, ShoalClient and raw HTTP; last pass and first pass. */
     roundsP99,
     medianP99,
-    whereP99OverFloor: { client: Number((medianP99.client / medianP99.floorClient).toFixed(2)), raw: Number((medianP99.raw / medianP99.floorRaw).toFixed(2)) },
+    whereP99OverFloor: { lastPass: overFloor(medianP99.lastPass), firstPass: overFloor(medianP99.firstPass) },
+    /** Per round, first and last pass: the queries over 1 ms and what each coincided with: a collection in the server (agent or floor), in the querying process, both, or neither. */
+    slowQueries,
     /** Collections in the querying processes while they asked (count, longest pause in ms), first round. */
     clientGc: { client: rounds[0].client.clientGc, raw: rounds[0].raw.clientGc, floorClient: rounds[0].floorClient.clientGc, floorRaw: rounds[0].floorRaw.clientGc },
     /** The same queries from the benchmark process (which runs the simulated peers too); later passes repeat the first one's paths. */

@@ -1,10 +1,16 @@
 /**
  * An application asking its local agent `where` files are, in a process of its own (scale.ts
  * runs it): sequential queries of seeded random paths, through ShoalClient or raw keep-alive HTTP.
+ * After `--warmup` unmeasured queries it asks `--passes` passes of `--queries` each, one after the
+ * other: the first pass shows a fresh process (V8 still compiling the hot code, on background
+ * threads that compete with both processes for the cores), the last one the steady state.
  *
- *   node test/bench/where-client.ts --socket PATH --files F --queries Q --warmup W --seed S --via client|raw
+ *   node test/bench/where-client.ts --socket PATH --files F --queries Q --warmup W --passes P --seed S --via client|raw
  *
- * Prints one JSON object: { via, holders, ms: latency figures, clientGc: this process's collections while it asked }.
+ * Prints one JSON object: { via, holders, passes: latency figures of each pass, clientGc: this
+ * process's collections while it asked, slow: the queries over 1 ms as [start, ms, pass], gcs:
+ * this process's collections while it asked as [start, ms, kind] } (starts in ms since the epoch,
+ * as gc-timeline.ts writes them).
  */
 import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -17,6 +23,7 @@ const { values } = parseArgs({
     files: { type: 'string' },
     queries: { type: 'string' },
     warmup: { type: 'string' },
+    passes: { type: 'string' },
     seed: { type: 'string' },
     via: { type: 'string' }
   }
@@ -34,7 +41,10 @@ const via = values.via ?? 'client'
 if (via !== 'client' && via !== 'raw') throw new Error(`--via: client or raw, not ${via}`)
 const files = count('files', values.files)
 const queries = count('queries', values.queries)
+if (queries < 1) throw new Error('--queries: at least 1')
 const warmup = count('warmup', values.warmup)
+const passes = values.passes == null ? 1 : count('passes', values.passes)
+if (passes < 1) throw new Error('--passes: at least 1')
 const seed = count('seed', values.seed)
 
 let ask: (path: string) => Promise<number>
@@ -48,9 +58,11 @@ if (via === 'client') {
 }
 // This process's garbage collections while it asks (a pause here is a slow answer too).
 const gc = { minor: 0, minorMaxMs: 0, major: 0, majorMaxMs: 0 }
+const gcs: Array<[number, number, number]> = []
 const observer = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind
+    gcs.push([performance.timeOrigin + entry.startTime, entry.duration, kind ?? 0])
     if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
       gc.minor++
       gc.minorMaxMs = Math.max(gc.minorMaxMs, Number(entry.duration.toFixed(2)))
@@ -61,7 +73,11 @@ const observer = new PerformanceObserver((list) => {
   }
 })
 observer.observe({ entryTypes: ['gc'] })
-const { latencies, holders } = await queryLatencies(ask, files, queries, warmup, seed)
+const { latencies, starts, holders } = await queryLatencies(ask, files, queries * passes, warmup, seed)
+// Entries are delivered after the collection; let the last batch arrive.
+await new Promise(resolve => setImmediate(resolve))
 observer.disconnect()
 close()
-process.stdout.write(JSON.stringify({ via, holders, ms: latencyFigures(latencies), clientGc: gc }) + '\n', () => process.exit(0))
+const slow = latencies.flatMap((ms, i) => ms > 1 ? [[performance.timeOrigin + starts[i], ms, Math.floor(i / queries)]] : [])
+const figures = Array.from({ length: passes }, (_, k) => latencyFigures(latencies.slice(k * queries, (k + 1) * queries)))
+process.stdout.write(JSON.stringify({ via, holders, passes: figures, clientGc: gc, slow, gcs }) + '\n', () => process.exit(0))

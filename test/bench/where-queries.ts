@@ -11,19 +11,48 @@ export function pathOf (i: number): string {
   return `shards/s${String(i % 256).padStart(3, '0')}/part-${String(i).padStart(6, '0')}.npz`
 }
 
-/** Sequential `where` queries of seeded random paths (after `warmup` unmeasured ones); per-query latency in ms. */
-export async function queryLatencies (ask: (path: string) => Promise<number>, files: number, count: number, warmup: number, seed: number): Promise<{ latencies: number[], holders: number }> {
+/** Sequential `where` queries of seeded random paths (after `warmup` unmeasured ones); per-query latency in ms and start (performance.now()). */
+export async function queryLatencies (ask: (path: string) => Promise<number>, files: number, count: number, warmup: number, seed: number): Promise<{ latencies: number[], starts: number[], holders: number }> {
   const random = rng(seed)
   let holders = 0
   for (let i = 0; i < warmup; i++) holders = await ask(pathOf(Math.floor(random() * files)))
   const latencies: number[] = new Array(count)
+  const starts: number[] = new Array(count)
   for (let i = 0; i < count; i++) {
     const path = pathOf(Math.floor(random() * files))
     const t = performance.now()
     holders = await ask(path)
     latencies[i] = performance.now() - t
+    starts[i] = t
   }
-  return { latencies, holders }
+  return { latencies, starts, holders }
+}
+
+/** A collection as gc-timeline.ts and where-client.ts record it: [start (ms since the epoch), duration (ms), kind]. */
+export type GcSpan = [number, number, number]
+
+/**
+ * What the slow queries ([start, ms], starts in ms since the epoch) coincided with: a collection
+ * in the server, in the client, both, or neither (what is left: the machine's scheduling). The
+ * two processes' clocks agree to well under the 1 ms that makes a query slow.
+ */
+export function attributeSlow (slow: Array<[number, number]>, clientGcs: GcSpan[], serverGcs: GcSpan[]): { over1ms: number, serverGc: number, clientGc: number, both: number, neither: number } {
+  const overlaps = (start: number, ms: number, spans: GcSpan[]): boolean => spans.some(([s, d]) => s < start + ms && s + d > start)
+  const out = { over1ms: slow.length, serverGc: 0, clientGc: 0, both: 0, neither: 0 }
+  for (const [start, ms] of slow) {
+    const server = overlaps(start, ms, serverGcs)
+    const client = overlaps(start, ms, clientGcs)
+    if (server && client) out.both++
+    else if (server) out.serverGc++
+    else if (client) out.clientGc++
+    else out.neither++
+  }
+  return out
+}
+
+/** The collections in a gc-timeline.ts file (one JSON line each). */
+export function parseGcTimeline (text: string): GcSpan[] {
+  return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as GcSpan)
 }
 
 /** GET /v1/where with a dedicated keep-alive agent and no client-side parsing beyond JSON: isolates the client's share. */
