@@ -48,6 +48,16 @@ describe('agent lifecycle and bad input', () => {
     expect(cmdline).toContain('--min-semi-space-size=8')
   })
 
+  it('hands freed malloc memory back once the API is quiet after a burst of requests', async () => {
+    const a = await cluster.add({ name: 'trims' })
+    const trims = async (): Promise<number> => (await a.client.status()).memory.requestTrims
+    const before = await trims()
+    for (let i = 0; i < 1200; i++) await a.client.where('default', `nothing/${i}`)
+    // The agent looks every second for an API quiet for 2 s; each status asked here is a request
+    // too, so ask every 4 s (at least one look falls in each quiet window).
+    await waitFor('a malloc trim after 1,200 requests', async () => (await trims()) > before, 40_000, 4000)
+  })
+
   it('keeps its identity in a 0600 file', async () => {
     const a = cluster.agents[0]
     const { stat } = await import('node:fs/promises')

@@ -141,8 +141,10 @@ async function whereFromProcess (socket: string, via: 'client' | 'raw', seed: nu
   return JSON.parse(out) as WhereClientResult
 }
 
+/** The agent's status.memory in MiB; its counts (compactions, requestTrims) as they are. */
 function mib (bytes: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, Number((v / 1048576).toFixed(1))]))
+  const counts = new Set(['compactions', 'requestTrims'])
+  return Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, counts.has(k) ? v : Number((v / 1048576).toFixed(1))]))
 }
 
 async function parsePsk (file: string): Promise<Uint8Array> {
@@ -343,11 +345,16 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const afterBuild = memoryMiB(agent.pid)
   log(`every record held after ${buildMs} ms; RSS ${afterBuild.rss} MiB, HWM ${afterBuild.hwm} MiB; settling ${flags.settleMs} ms`)
   execFileSync('sync') // the agent's index writes too
-  const rssSamples: number[] = []
-  for (let i = 0; i < flags.settleMs / 1000; i++) {
-    await sleep(1000)
-    rssSamples.push(memoryMiB(agent.pid).rss)
+  /** The agent's RSS once a second for the settle time. */
+  const quietSamples = async (): Promise<number[]> => {
+    const samples: number[] = []
+    for (let i = 0; i < flags.settleMs / 1000; i++) {
+      await sleep(1000)
+      samples.push(memoryMiB(agent.pid).rss)
+    }
+    return samples
   }
+  const rssSamples = await quietSamples()
   const settled = memoryMiB(agent.pid)
   const settledBreakdown = memoryBreakdownMiB(agent.pid)
   const settledHeap: Record<string, number> = (await agent.client().status()).memory
@@ -361,6 +368,10 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   // same clients and paths, so that the machine's noise of the moment shows in both; rounds use
   // other paths (first lookups). Then the same from this process, which also runs the 15 simulated peers.
   const floorServer = await startFloor(agent.socket, set.root)
+  // The agent's resident memory while it answers (sampled twice a second through the queries).
+  const rssWhileQueried: number[] = []
+  const rssSampler = setInterval(() => { rssWhileQueried.push(memoryMiB(agent.pid).rss) }, 500)
+  onCleanup(() => { clearInterval(rssSampler) })
   const rounds: Array<{ client: WhereClientResult, raw: WhereClientResult, floorClient: WhereClientResult, floorRaw: WhereClientResult }> = []
   try {
     for (let r = 0; r < flags.rounds; r++) {
@@ -405,10 +416,15 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const raw = rawWhere(agent.socket)
   onCleanup(raw.close)
   const viaRaw = await queryLatencies(raw.ask, flags.files, flags.queries, flags.warmup, flags.seed)
+  clearInterval(rssSampler)
   const afterQueries = memoryMiB(agent.pid)
   const afterQueriesBreakdown = memoryBreakdownMiB(agent.pid)
   const statusAfter = await agent.client().status()
   const afterQueriesHeap: Record<string, number> = statusAfter.memory
+  // Then as long as the settle before the queries, without requests.
+  const rssQuietSamples = await quietSamples()
+  const afterQuiet = memoryMiB(agent.pid)
+  const afterQuietBreakdown = memoryBreakdownMiB(agent.pid)
   /** What the agent did besides answering while the queries ran: scans and manifest exchanges. */
   const agentWorkDuringQueries = {
     scans: statusAfter.scan.scans - status.scan.scans,
@@ -416,7 +432,9 @@ async function protocolMode (): Promise<Record<string, unknown>> {
     rescansDeferred: statusAfter.scan.rescansDeferred - status.scan.rescansDeferred,
     filesHashed: statusAfter.scan.filesHashed - status.scan.filesHashed,
     pulls: statusAfter.gossip.pulls - status.gossip.pulls,
-    summaries: statusAfter.gossip.summaries - status.gossip.summaries
+    summaries: statusAfter.gossip.summaries - status.gossip.summaries,
+    /** Freed malloc memory handed back after bursts of requests (see MemoryCompactor.afterRequests). */
+    requestTrims: statusAfter.memory.requestTrims - status.memory.requestTrims
   }
   const clientFigures = rounds[0].client.passes[lastPass]
   return {
@@ -436,14 +454,21 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       rssSettled: settled.rss,
       rssSettledMin: Math.min(...rssSamples),
       rssAfterQueries: afterQueries.rss,
-      hwm: afterQueries.hwm,
+      /** Sampled every 500 ms while the separate processes asked (every round). */
+      rssWhileQueriedMax: Math.max(...rssWhileQueried),
+      rssWhileQueriedMedian: percentile([...rssWhileQueried].sort((a, b) => a - b), 50),
+      /** After the queries, as long a quiet as the settle before them. */
+      rssAfterQueriesQuiet: afterQuiet.rss,
+      rssAfterQueriesQuietMin: Math.min(...rssQuietSamples),
+      hwm: afterQuiet.hwm,
       settledBreakdown,
       afterQueriesBreakdown,
+      afterQuietBreakdown,
       /** The agent's own process.memoryUsage() when settled (its status), MiB. */
       settledV8: mib(settledHeap),
       afterQueriesV8: mib(afterQueriesHeap)
     },
-    goalRss: { atMostMiB: 300, met: settled.rss <= 300 },
+    goalRss: { atMostMiB: 300, met: settled.rss <= 300, whileQueriedMaxMiB: Math.max(...rssWhileQueried), metWhileQueried: Math.max(...rssWhileQueried) <= 300 },
     /** ShoalClient in a process of its own, the first round, its last pass (the steady state). */
     whereMs: clientFigures,
     /** The same process's first pass (after --warmup queries only): a fresh client, and in the first round a fresh agent API. */

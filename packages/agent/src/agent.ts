@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getHeapSpaceStatistics } from 'node:v8'
-import { MemoryCompactor } from './memory.js'
+import { MemoryCompactor, TRIM_CHECK_MS } from './memory.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ClusterManifest, DEFAULT_MANIFEST_LIMITS, DatasetUnavailableError, DirectoryWatcher, HashPool, LocalIndex, hashFile, hashingStats, scanDataset, type FileHashes, type ScanOptions, type ScanResult } from '@shoal/manifest'
@@ -409,6 +409,8 @@ export class Agent {
       })
     })
     await this.api.listen(config.socketPath, config.socketGroup)
+    const api = this.api
+    this.every(TRIM_CHECK_MS, () => { this.compactor.afterRequests(api.requests, performance.now() - api.lastRequestAt) })
     if (this.metrics != null && config.metrics != null) {
       this.metrics.attach({
         bytesReceived: () => engine.stats.bytesByPeerPriority,
@@ -790,7 +792,9 @@ export class Agent {
       tombstones: this.tombstones?.status() ?? { held: 0, own: 0, dropped: 0, passes: 0, waitingFor: [] },
       memory: {
         ...(({ rss, heapTotal, heapUsed, external, arrayBuffers }) => ({ rss, heapTotal, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
-        youngGeneration: getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
+        youngGeneration: getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0,
+        compactions: this.compactor.compactions,
+        requestTrims: this.compactor.requestTrims
       },
       load: {
         level: this.loadMonitor.level,

@@ -221,9 +221,12 @@ export class ApiServer {
 
   /** When the last request arrived (performance.now()); -Infinity before the first. */
   lastRequestAt = -Infinity
+  /** Requests received since start. */
+  requests = 0
 
   private route (req: IncomingMessage, res: ServerResponse): void {
     this.lastRequestAt = performance.now()
+    this.requests++
     try {
       if ((req.url ?? '').length > MAX_URL_LENGTH) throw new ApiError(414, 'uri_too_long', 'request URL too long')
       const url = new URL(req.url ?? '/', 'http://shoal')

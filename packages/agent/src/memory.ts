@@ -31,6 +31,15 @@ export const COMPACT_AFTER_ENTRIES = 20_000
 /** Quiet time after the last bulk change before collecting (a burst of pulls collects once). */
 export const COMPACT_QUIET_MS = 3_000
 
+/** Local API requests after which freed malloc memory is worth handing back (see MemoryCompactor.afterRequests). */
+export const TRIM_AFTER_REQUESTS = 1_000
+/** How long the API must have been quiet for that hand-back. */
+export const TRIM_QUIET_MS = 2_000
+/** How often the agent checks for that. */
+export const TRIM_CHECK_MS = 1_000
+/** Requests after which it is handed back even while they keep coming. */
+export const TRIM_BUSY_AFTER_REQUESTS = 10_000
+
 type Collect = (options?: { type?: 'major' | 'minor', execution?: 'sync' | 'async', flavor?: 'regular' | 'last-resort' }) => void
 
 let collect: Collect | undefined
@@ -93,6 +102,32 @@ export class MemoryCompactor {
       mallocFreeMiB: freeBefore < 0 ? 'unknown' : Math.round(freeBefore / 1048576),
       mallocTrim: malloc == null ? 'unavailable (native helper not built)' : 'done'
     })
+  }
+
+  /** Times freed malloc memory was handed back after API requests. */
+  requestTrims = 0
+  private requestsAtTrim = 0
+
+  /**
+   * Called periodically with the count of local API requests served so far and how long the API
+   * has been quiet. Each answer leaves freed buffers (request parsing, answer bytes, socket
+   * reads) in malloc's heap, below live allocations, where they stay resident: 180,000 `where`
+   * queries left ~9 MiB there in an agent holding 16 x 100,000 entries, which one malloc_trim
+   * returned. No collection here (queries must not pause for one): the trim alone (0.3-1.7 ms in
+   * a Node HTTP server after each 10,000 requests, about one scavenge), once the API is quiet
+   * after at least TRIM_AFTER_REQUESTS, or every TRIM_BUSY_AFTER_REQUESTS under a steady stream.
+   * True when it trimmed.
+   */
+  afterRequests (served: number, quietForMs: number): boolean {
+    const since = served - this.requestsAtTrim
+    if (this.stopped || since < TRIM_AFTER_REQUESTS) return false
+    if (quietForMs < TRIM_QUIET_MS && since < TRIM_BUSY_AFTER_REQUESTS) return false
+    this.requestsAtTrim = served
+    const malloc = mallocHelper()
+    if (malloc == null) return false
+    malloc.trim()
+    this.requestTrims++
+    return true
   }
 
   stop (): void {

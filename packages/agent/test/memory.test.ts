@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { COMPACT_AFTER_ENTRIES, MemoryCompactor, mallocHelper } from '../src/memory.js'
+import { COMPACT_AFTER_ENTRIES, MemoryCompactor, TRIM_AFTER_REQUESTS, TRIM_BUSY_AFTER_REQUESTS, TRIM_QUIET_MS, mallocHelper } from '../src/memory.js'
 
 const glibc = process.platform === 'linux' && (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime != null
 
@@ -41,5 +41,23 @@ describe('native malloc helper', () => {
     expect(malloc!.freeBytes()).toBeGreaterThanOrEqual(0)
     expect(typeof malloc!.trim()).toBe('boolean')
     compactor.stop()
+  })
+})
+
+describe('MemoryCompactor.afterRequests', () => {
+  it.runIf(glibc)('trims once the API is quiet after enough requests, or after many while it stays busy, and never once stopped', () => {
+    const compactor = new MemoryCompactor()
+    expect(compactor.afterRequests(TRIM_AFTER_REQUESTS - 1, 60_000)).toBe(false)
+    expect(compactor.afterRequests(TRIM_AFTER_REQUESTS, TRIM_QUIET_MS - 1)).toBe(false)
+    expect(compactor.afterRequests(TRIM_AFTER_REQUESTS, TRIM_QUIET_MS)).toBe(true)
+    expect(compactor.requestTrims).toBe(1)
+    // Counted from the last trim: the same total again is not a new burst.
+    expect(compactor.afterRequests(TRIM_AFTER_REQUESTS, 60_000)).toBe(false)
+    expect(compactor.afterRequests(TRIM_AFTER_REQUESTS + TRIM_BUSY_AFTER_REQUESTS - 1, 0)).toBe(false)
+    expect(compactor.afterRequests(TRIM_AFTER_REQUESTS + TRIM_BUSY_AFTER_REQUESTS, 0)).toBe(true)
+    expect(compactor.requestTrims).toBe(2)
+    compactor.stop()
+    expect(compactor.afterRequests(10 * TRIM_BUSY_AFTER_REQUESTS, 60_000)).toBe(false)
+    expect(compactor.requestTrims).toBe(2)
   })
 })

@@ -54,9 +54,11 @@ export interface StatusResponse {
   /**
    * The agent process's memory (bytes): resident set, V8 heap committed and used, memory outside
    * the heap (Buffers), and what V8's young generation holds (its two semi-spaces once it has
-   * collected: `shoal agent` starts Node with 8 MiB ones, see packages/cli/bin/shoal.js).
+   * collected: `shoal agent` starts Node with 8 MiB ones, see packages/cli/bin/shoal.js); counts
+   * (since start) of the compacting collections after bulk changes and of the times freed malloc
+   * memory was handed back after bursts of API requests.
    */
-  memory: { rss: number, heapTotal: number, heapUsed: number, external: number, arrayBuffers: number, youngGeneration: number }
+  memory: { rss: number, heapTotal: number, heapUsed: number, external: number, arrayBuffers: number, youngGeneration: number, compactions: number, requestTrims: number }
   /** This node's load level and what it is computed from. */
   load: { level: 'ok' | 'busy' | 'overloaded', uploads: number, eventLoopDelayMs: number, diskLow: boolean, freeDiskBytes: number | null }
   transfer: {
