@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Cluster, waitFor, type TestAgent } from './helpers/agents.js'
@@ -49,6 +49,47 @@ describe('a receiver killed with -9 mid-transfer', () => {
     expect(served).toBeGreaterThanOrEqual(96 * MiB)
     expect(served).toBeLessThan(96 * MiB + 24 * MiB)
     expect(await partialsUnder(b.data)).toEqual([])
+  })
+})
+
+describe('a receiver killed with -9 mid-transfer, the file changed or deleted meanwhile', () => {
+  const clusters: Cluster[] = []
+  afterAll(async () => { await Promise.all(clusters.map(async c => await c.cleanup())) })
+
+  /** A source with model.bin and a receiver killed a part of the way into it, its partial file left. */
+  async function killedMidway (): Promise<{ a: TestAgent, b: TestAgent }> {
+    const cluster = new Cluster()
+    clusters.push(cluster)
+    await cluster.init()
+    const a = await cluster.add({ name: 'source' })
+    await writeRandomFile(join(a.data, 'model.bin'), 64 * MiB)
+    await waitFor('the source to index the file', async () => (await a.client.where('default', 'model.bin')).holders.length === 1)
+    const b = await cluster.add({ name: 'receiver', clusterKey: a.clusterKeyFile, bootstrap: [a.address], extraArgs: ['--download-rate', '16M'] })
+    await waitFor('a quarter of the file on the receiver', async () => ((await transferOf(b, 'model.bin'))?.bytes ?? 0) >= 16 * MiB, 60_000, 50)
+    await b.kill()
+    expect(await partialsUnder(b.data)).toHaveLength(1)
+    return { a, b }
+  }
+
+  it('a new version: the receiver fetches it and the partial file of the old one is gone', async () => {
+    const { a, b } = await killedMidway()
+    const expected = await writeRandomFile(join(a.data, 'model.bin'), 4 * MiB)
+    await waitFor('the source to index the new version', async () => ((await a.client.where('default', 'model.bin')).version ?? 0) >= 2)
+    await b.start()
+    await waitFor('the new version on the receiver', async () => (await fileHashIfPresent(join(b.data, 'model.bin'))) === expected, 60_000, 250)
+    expect(await partialsUnder(b.data)).toEqual([])
+  })
+
+  it('deleted: once the receiver learns of the deletion its partial file goes, and peers see it hold none', async () => {
+    const { a, b } = await killedMidway()
+    await rm(join(a.data, 'model.bin'))
+    await waitFor('the source to record the deletion', async () => (await a.client.where('default', 'model.bin')).deleted)
+    await b.start()
+    await waitFor('the receiver to learn of the deletion', async () => (await b.client.where('default', 'model.bin')).deleted, 60_000, 250)
+    await waitFor('the partial file removed', async () => (await partialsUnder(b.data)).length === 0, 30_000, 250)
+    expect(await fileHashIfPresent(join(b.data, 'model.bin'))).toBeUndefined()
+    // The source's view: the receiver holds no copy of any version.
+    await waitFor('the source to see the receiver hold none', async () => (await a.client.where('default', 'model.bin')).holders.every(h => h.peerId !== b.peerId), 30_000, 250)
   })
 })
 

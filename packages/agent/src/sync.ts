@@ -1,7 +1,7 @@
-import { lstat, mkdir, rename, stat, open, statfs } from 'node:fs/promises'
+import { lstat, mkdir, rename, stat, open, statfs, unlink } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { compareVersions, fileKey } from '@shoal/manifest'
-import { CommitRefusedError, PRIORITIES, type Priority, type TransferEngine } from '@shoal/transfer'
+import { CommitRefusedError, PRIORITIES, partialPathFor, type Priority, type TransferEngine } from '@shoal/transfer'
 import type { Order } from './directives.js'
 import type { HoldPolicies } from './policy.js'
 import { CONCURRENT_DOWNLOADS, MAX_FINISHED_TRANSFERS, MAX_RETRIES } from './constants.js'
@@ -142,8 +142,10 @@ export class Sync {
     const config = this.datasets.get(dataset)
     if (config == null || this.controller.signal.aborted || this.wanted.has(fileKey(dataset, path))) return
     const newest = this.init.cluster.newest(dataset, path)
+    if (newest == null || !newest.deleted) return
+    this.abandonPartialOfDeleted(config, dataset, path, newest.version)
     const local = this.init.index.get(dataset, path)
-    if (newest == null || !newest.deleted || local == null || local.deleted || local.version >= newest.version) return
+    if (local == null || local.deleted || local.version >= newest.version) return
     void this.init.indexLock.run(async () => {
       const current = this.init.index.get(dataset, path)
       if (current == null || current.deleted || current.version >= newest.version) return false
@@ -157,10 +159,7 @@ export class Sync {
       } catch (err: any) {
         if (err.code !== 'ENOENT') throw err
       }
-      this.init.index.put({
-        dataset, path, size: 0, mtimeMs: Date.now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
-        hashes: new Uint8Array(0), version: newest.version, deleted: true
-      })
+      this.recordTombstone(dataset, path, newest.version)
       return true
     }).then((changed) => {
       if (changed) {
@@ -168,6 +167,48 @@ export class Sync {
         this.init.onLocalChange()
       }
     }, (err: any) => { this.init.log.warn('could not apply a deletion', { dataset, path, error: err.message }) })
+  }
+
+  /** This node records the cluster's tombstone of a path (in its index, announced as its own change). */
+  private recordTombstone (dataset: string, path: string, version: number): void {
+    this.init.index.put({
+      dataset, path, size: 0, mtimeMs: Date.now(), ino: 0, mode: 0, contentId: new Uint8Array(0), chunkSize: 0,
+      hashes: new Uint8Array(0), version, deleted: true
+    })
+  }
+
+  /**
+   * A file deleted in the cluster that this node was still receiving (a download stopped by a
+   * stop or crash, not resumed since): its partial file goes. Without a complete copy here, this
+   * node records the tombstone, which supersedes its partial entry (peers see it hold nothing); a
+   * complete older copy is left to considerDeletion, which does the same once it is in the trash.
+   */
+  private abandonPartialOfDeleted (config: DatasetConfig, dataset: string, path: string, deletedVersion: number): void {
+    const partial = this.init.index.getPartial(dataset, path)
+    if (partial == null || partial.version >= deletedVersion) return
+    const target = join(config.path, ...path.split('/'))
+    void this.init.indexLock.run(async () => {
+      const current = this.init.index.getPartial(dataset, path)
+      if (current == null || current.version >= deletedVersion || this.wanted.has(fileKey(dataset, path))) return false
+      await this.removePartialFile(target, current.contentId)
+      const local = this.init.index.get(dataset, path)
+      if (local != null && (!local.deleted || local.version >= deletedVersion)) return false
+      this.recordTombstone(dataset, path, deletedVersion)
+      return true
+    }).then((changed) => {
+      if (changed) this.init.onLocalChange()
+    }, (err: any) => { this.init.log.warn('could not remove the partial file of a deleted file', { dataset, path, error: err.message }) })
+  }
+
+  /** Removes the partial file of `contentId` beside `target`, if there is one. */
+  private async removePartialFile (target: string, contentId: Uint8Array): Promise<void> {
+    const partial = partialPathFor(target, contentId)
+    try {
+      await unlink(partial)
+      this.init.log.info('removed a partial file that will not be resumed', { file: partial })
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw err
+    }
   }
 
   /** Keeps at most MAX_FINISHED_TRANSFERS finished records (Map order: oldest first). */
@@ -243,6 +284,8 @@ export class Sync {
     const resume = earlier != null && earlier.version === entry.version && Buffer.compare(earlier.contentId, entry.contentId) === 0 ? earlier.have : undefined
     try {
       await this.refuseUnindexedLocalFile(dataset, path, target)
+      // A partial file of other content (an earlier version, left by a stop or crash) is never resumed: remove it.
+      if (earlier != null && resume == null) await this.removePartialFile(target, earlier.contentId)
       await this.checkDisk(root, entry.size)
       const result = await this.init.engine.download({
         target,
