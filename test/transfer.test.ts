@@ -93,6 +93,27 @@ describe('a receiver killed with -9 mid-transfer, the file changed or deleted me
   })
 })
 
+describe('stray partial files', () => {
+  const cluster = new Cluster()
+  afterAll(async () => { await cluster.cleanup() })
+
+  it('one that no download uses and the index does not record goes at the next scan; ordinary files stay', async () => {
+    await cluster.init()
+    const a = await cluster.add({ name: 'alone' })
+    await mkdir(join(a.data, 'sub'), { recursive: true })
+    // As a crash before a download's first checkpoint leaves it (named as the engine names them).
+    const stray = join(a.data, 'sub', '.weights.bin.0123456789ab.shoal-part')
+    await writeFile(stray, Buffer.alloc(64 * 1024, 1))
+    await writeFile(join(a.data, 'sub', 'notes.shoal-partial'), 'an ordinary file')
+    await writeFile(join(a.data, 'sub', 'x.shoal-part'), 'not named as the engine names partial files: left alone')
+    await a.client.rescan()
+    await waitFor('the stray partial file removed', async () => !(await partialsUnder(a.data)).includes('sub/.weights.bin.0123456789ab.shoal-part'), 30_000, 100)
+    expect((await partialsUnder(a.data)).sort()).toEqual(['sub/x.shoal-part'])
+    expect(await readFile(join(a.data, 'sub', 'notes.shoal-partial'), 'utf8')).toBe('an ordinary file')
+    await waitFor('the ordinary file indexed', async () => (await a.client.where('default', 'sub/notes.shoal-partial')).holders.length === 1, 30_000, 100)
+  })
+})
+
 describe('a source killed with -9 mid-transfer', () => {
   const cluster = new Cluster()
   afterAll(async () => { await cluster.cleanup() })

@@ -650,6 +650,7 @@ export class Agent {
         }
       })
       for (const skipped of result.skipped) this.log.warn('file skipped: its path cannot be synced', { dataset: dataset.name, path: skipped })
+      if (result.partials.length > 0) this.sync?.sweepPartials(dataset.name, result.partials)
       return result
     } catch (err: any) {
       if (err instanceof DatasetUnavailableError) this.log.error(err.message)

@@ -1,6 +1,6 @@
 import { lstat, mkdir, rename, stat, open, statfs, unlink } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
-import { compareVersions, fileKey } from '@shoal/manifest'
+import { compareVersions, fileKey, PARTIAL_SUFFIX } from '@shoal/manifest'
 import { CommitRefusedError, PRIORITIES, partialPathFor, type Priority, type TransferEngine } from '@shoal/transfer'
 import type { Order } from './directives.js'
 import type { HoldPolicies } from './policy.js'
@@ -198,6 +198,33 @@ export class Sync {
     }).then((changed) => {
       if (changed) this.init.onLocalChange()
     }, (err: any) => { this.init.log.warn('could not remove the partial file of a deleted file', { dataset, path, error: err.message }) })
+  }
+
+  /**
+   * Partial files a scan came across (relative to the dataset's root): each one that no queued or
+   * running download will use and that is not the resumable one the index records for its path
+   * (a crash before a download's first checkpoint, a path no longer wanted) is removed.
+   */
+  sweepPartials (dataset: string, partials: string[]): void {
+    const config = this.datasets.get(dataset)
+    if (config == null || this.controller.signal.aborted) return
+    for (const rel of partials) {
+      const slash = rel.lastIndexOf('/')
+      const name = rel.slice(slash + 1)
+      // `.${basename}.${12 hex digits of the content id}${PARTIAL_SUFFIX}`, as partialPathFor names it.
+      const m = /^\.(.+)\.([0-9a-f]{12})$/.exec(name.slice(0, -PARTIAL_SUFFIX.length))
+      if (m == null) continue
+      const path = slash < 0 ? m[1] : `${rel.slice(0, slash)}/${m[1]}`
+      if (this.wanted.has(fileKey(dataset, path))) continue
+      const recorded = this.init.index.getPartial(dataset, path)
+      if (recorded != null && Buffer.from(recorded.contentId.subarray(0, 6)).toString('hex') === m[2]) continue
+      const file = join(config.path, ...rel.split('/'))
+      unlink(file).then(() => {
+        this.init.log.info('removed a partial file no download will resume', { dataset, file: rel })
+      }, (err: any) => {
+        if (err.code !== 'ENOENT') this.init.log.warn('could not remove a stray partial file', { dataset, file: rel, error: err.message })
+      })
+    }
   }
 
   /** Removes the partial file of `contentId` beside `target`, if there is one. */

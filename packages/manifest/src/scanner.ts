@@ -71,12 +71,18 @@ export interface ScanResult {
   skipped: string[]
   /** Every directory of the dataset the walk read, relative to its root ('' for the root). */
   directories: string[]
+  /** Partial files of downloads (PARTIAL_SUFFIX) the walk came across, relative to the root; at most MAX_PARTIALS_REPORTED. */
+  partials: string[]
 }
+
+/** Partial files one scan reports at most (the next scan reports the rest once these are dealt with). */
+export const MAX_PARTIALS_REPORTED = 10_000
 
 interface Seen { size: number, mtimeMs: number, ino: number, mode: number }
 
 interface Walk {
   skipped: string[]
+  partials: string[]
   unreadable: string[]
   directories: string[]
   signal?: AbortSignal
@@ -174,7 +180,10 @@ async function * walkSorted (root: string, dir: string, w: Walk, descend?: (dir:
   w.directories.push(dir)
   const entries: DirEntry[] = []
   for (const entry of listing) {
-    if (isInternalName(entry.name)) continue
+    if (isInternalName(entry.name)) {
+      if (entry.name.endsWith(PARTIAL_SUFFIX) && entry.isFile() && w.partials.length < MAX_PARTIALS_REPORTED) w.partials.push(dir === '' ? entry.name : `${dir}/${entry.name}`)
+      continue
+    }
     const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
     if (entry.isDirectory()) entries.push(dirEntry(`${entry.name}/`, rel, true, true))
     else if (entry.isFile()) entries.push(dirEntry(entry.name, rel, false, isValidRelativePath(rel)))
@@ -297,7 +306,7 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
       if (err.code !== 'EEXIST') throw new DatasetUnavailableError(`dataset ${dataset}: cannot write ${DATASET_MARKER} in ${root} (${err.code})`)
     })
   }
-  const w: Walk = { skipped: [], unreadable: [], directories: [], signal: options.signal, notDescended: new Set(), slowStat: false, slowStatMs: options.slowStatMs ?? SLOW_STAT_BATCH_MS }
+  const w: Walk = { skipped: [], partials: [], unreadable: [], directories: [], signal: options.signal, notDescended: new Set(), slowStat: false, slowStatMs: options.slowStatMs ?? SLOW_STAT_BATCH_MS }
 
   const changed: ScannedChange[] = []
   let pending = 0
@@ -469,5 +478,5 @@ export async function scanDataset (dataset: string, root: string, index: LocalIn
     }
   }
   const { skipped } = w
-  return { changed, pending, pendingDirectories: [...pendingDirectories], skipped, directories: w.directories }
+  return { changed, pending, pendingDirectories: [...pendingDirectories], skipped, directories: w.directories, partials: w.partials }
 }

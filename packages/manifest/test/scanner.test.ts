@@ -136,7 +136,7 @@ describe('scanDataset', () => {
     const before = { ...hashingStats }
     const seq = index.sequence
     const r = await scan(T0 + 120_000)
-    expect(r).toEqual({ changed: [], pending: 0, pendingDirectories: [], skipped: [], directories: [''] })
+    expect(r).toEqual({ changed: [], pending: 0, pendingDirectories: [], skipped: [], directories: [''], partials: [] })
     expect(hashingStats).toEqual(before)
     expect(index.sequence).toBe(seq)
   })
@@ -280,6 +280,8 @@ describe('scanDataset', () => {
     expect(r.changed.map(f => f.path).sort()).toEqual(['.hidden', 'my.shoal-notes', 'notes.shoal-partial'])
     expect(index.get(DS, 'model.bin.shoal-part')).toBeUndefined()
     expect(r.pending).toBe(0)
+    // Partial files (not those under an internal directory, which is not walked) are reported for the agent's sweep.
+    expect(r.partials.sort()).toEqual(['model.bin.shoal-part', 'sub/x.shoal-part'])
   })
 
   it('treats an indexed file renamed to an internal name as deleted', async () => {
