@@ -21,22 +21,30 @@ async function partialsUnder (dir: string): Promise<string[]> {
   return entries.filter(name => name.endsWith('.shoal-part'))
 }
 
+/**
+ * A source holding model.bin (`size` bytes, its hash in `expected`) and a receiver capped at
+ * `rate` killed once `killAt` bytes of it arrived, its partial file left.
+ */
+async function killedMidway (cluster: Cluster, size: number, rate: string, killAt: number): Promise<{ a: TestAgent, b: TestAgent, expected: string }> {
+  await cluster.init()
+  const a = await cluster.add({ name: 'source' })
+  const expected = await writeRandomFile(join(a.data, 'model.bin'), size)
+  await waitFor('the source to index the file', async () => (await a.client.where('default', 'model.bin')).holders.length === 1)
+  const b = await cluster.add({ name: 'receiver', clusterKey: a.clusterKeyFile, bootstrap: [a.address], extraArgs: ['--download-rate', rate] })
+  await waitFor(`${killAt} bytes of the file on the receiver`, async () => ((await transferOf(b, 'model.bin'))?.bytes ?? 0) >= killAt, 60_000, 50)
+  await b.kill()
+  expect(await partialsUnder(b.data)).toHaveLength(1)
+  return { a, b, expected }
+}
+
 describe('a receiver killed with -9 mid-transfer', () => {
   const cluster = new Cluster()
   afterAll(async () => { await cluster.cleanup() })
 
   it('resumes after restart: the file completes, correct, and verified chunks are not fetched again', async () => {
-    await cluster.init()
-    const a = await cluster.add({ name: 'source' })
-    const expected = await writeRandomFile(join(a.data, 'model.bin'), 96 * MiB)
-    await waitFor('the source to index the file', async () => (await a.client.where('default', 'model.bin')).holders.length === 1)
-    const b = await cluster.add({ name: 'receiver', clusterKey: a.clusterKeyFile, bootstrap: [a.address], extraArgs: ['--download-rate', '24M'] })
-
-    await waitFor('a third of the file on the receiver', async () => ((await transferOf(b, 'model.bin'))?.bytes ?? 0) >= 32 * MiB, 60_000, 50)
-    await b.kill()
+    const { a, b, expected } = await killedMidway(cluster, 96 * MiB, '24M', 32 * MiB)
     const servedBeforeRestart = await bytesServed(a)
     expect(servedBeforeRestart).toBeLessThan(96 * MiB)
-    expect(await partialsUnder(b.data)).toHaveLength(1)
 
     await b.start()
     await waitFor('the whole file on the receiver', async () => (await fileHashIfPresent(join(b.data, 'model.bin'))) === expected, 120_000, 250)
@@ -53,26 +61,11 @@ describe('a receiver killed with -9 mid-transfer', () => {
 })
 
 describe('a receiver killed with -9 mid-transfer, the file changed or deleted meanwhile', () => {
-  const clusters: Cluster[] = []
+  const clusters = [new Cluster(), new Cluster()]
   afterAll(async () => { await Promise.all(clusters.map(async c => await c.cleanup())) })
 
-  /** A source with model.bin and a receiver killed a part of the way into it, its partial file left. */
-  async function killedMidway (): Promise<{ a: TestAgent, b: TestAgent }> {
-    const cluster = new Cluster()
-    clusters.push(cluster)
-    await cluster.init()
-    const a = await cluster.add({ name: 'source' })
-    await writeRandomFile(join(a.data, 'model.bin'), 64 * MiB)
-    await waitFor('the source to index the file', async () => (await a.client.where('default', 'model.bin')).holders.length === 1)
-    const b = await cluster.add({ name: 'receiver', clusterKey: a.clusterKeyFile, bootstrap: [a.address], extraArgs: ['--download-rate', '16M'] })
-    await waitFor('a quarter of the file on the receiver', async () => ((await transferOf(b, 'model.bin'))?.bytes ?? 0) >= 16 * MiB, 60_000, 50)
-    await b.kill()
-    expect(await partialsUnder(b.data)).toHaveLength(1)
-    return { a, b }
-  }
-
   it('a new version: the receiver fetches it and the partial file of the old one is gone', async () => {
-    const { a, b } = await killedMidway()
+    const { a, b } = await killedMidway(clusters[0], 64 * MiB, '16M', 16 * MiB)
     const expected = await writeRandomFile(join(a.data, 'model.bin'), 4 * MiB)
     await waitFor('the source to index the new version', async () => ((await a.client.where('default', 'model.bin')).version ?? 0) >= 2)
     await b.start()
@@ -81,7 +74,7 @@ describe('a receiver killed with -9 mid-transfer, the file changed or deleted me
   })
 
   it('deleted: once the receiver learns of the deletion its partial file goes, and peers see it hold none', async () => {
-    const { a, b } = await killedMidway()
+    const { a, b } = await killedMidway(clusters[1], 64 * MiB, '16M', 16 * MiB)
     await rm(join(a.data, 'model.bin'))
     await waitFor('the source to record the deletion', async () => (await a.client.where('default', 'model.bin')).deleted)
     await b.start()

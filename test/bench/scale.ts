@@ -425,6 +425,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
   const rssQuietSamples = await quietSamples()
   const afterQuiet = memoryMiB(agent.pid)
   const afterQuietBreakdown = memoryBreakdownMiB(agent.pid)
+  const rssWhileQueriedMax = Math.max(...rssWhileQueried)
   /** What the agent did besides answering while the queries ran: scans and manifest exchanges. */
   const agentWorkDuringQueries = {
     scans: statusAfter.scan.scans - status.scan.scans,
@@ -455,7 +456,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       rssSettledMin: Math.min(...rssSamples),
       rssAfterQueries: afterQueries.rss,
       /** Sampled every 500 ms while the separate processes asked (every round). */
-      rssWhileQueriedMax: Math.max(...rssWhileQueried),
+      rssWhileQueriedMax,
       rssWhileQueriedMedian: percentile([...rssWhileQueried].sort((a, b) => a - b), 50),
       /** After the queries, as long a quiet as the settle before them. */
       rssAfterQueriesQuiet: afterQuiet.rss,
@@ -468,7 +469,7 @@ async function protocolMode (): Promise<Record<string, unknown>> {
       settledV8: mib(settledHeap),
       afterQueriesV8: mib(afterQueriesHeap)
     },
-    goalRss: { atMostMiB: 300, met: settled.rss <= 300, whileQueriedMaxMiB: Math.max(...rssWhileQueried), metWhileQueried: Math.max(...rssWhileQueried) <= 300 },
+    goalRss: { atMostMiB: 300, met: settled.rss <= 300, whileQueriedMaxMiB: rssWhileQueriedMax, metWhileQueried: rssWhileQueriedMax <= 300 },
     /** ShoalClient in a process of its own, the first round, its last pass (the steady state). */
     whereMs: clientFigures,
     /** The same process's first pass (after --warmup queries only): a fresh client, and in the first round a fresh agent API. */

@@ -1,7 +1,7 @@
 import { lstat, mkdir, rename, stat, open, statfs, unlink } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
-import { compareVersions, fileKey, PARTIAL_SUFFIX } from '@shoal/manifest'
-import { CommitRefusedError, PRIORITIES, partialPathFor, type Priority, type TransferEngine } from '@shoal/transfer'
+import { compareVersions, fileKey } from '@shoal/manifest'
+import { CommitRefusedError, PRIORITIES, partialPathFor, partialTargetOf, type Priority, type TransferEngine } from '@shoal/transfer'
 import type { Order } from './directives.js'
 import type { HoldPolicies } from './policy.js'
 import { CONCURRENT_DOWNLOADS, MAX_FINISHED_TRANSFERS, MAX_RETRIES } from './constants.js'
@@ -209,30 +209,26 @@ export class Sync {
     const config = this.datasets.get(dataset)
     if (config == null || this.controller.signal.aborted) return
     for (const rel of partials) {
-      const slash = rel.lastIndexOf('/')
-      const name = rel.slice(slash + 1)
-      // `.${basename}.${12 hex digits of the content id}${PARTIAL_SUFFIX}`, as partialPathFor names it.
-      const m = /^\.(.+)\.([0-9a-f]{12})$/.exec(name.slice(0, -PARTIAL_SUFFIX.length))
-      if (m == null) continue
-      const path = slash < 0 ? m[1] : `${rel.slice(0, slash)}/${m[1]}`
-      if (this.wanted.has(fileKey(dataset, path))) continue
+      const path = partialTargetOf(rel)
+      if (path == null || this.wanted.has(fileKey(dataset, path))) continue
       const recorded = this.init.index.getPartial(dataset, path)
-      if (recorded != null && Buffer.from(recorded.contentId.subarray(0, 6)).toString('hex') === m[2]) continue
-      const file = join(config.path, ...rel.split('/'))
-      unlink(file).then(() => {
-        this.init.log.info('removed a partial file no download will resume', { dataset, file: rel })
-      }, (err: any) => {
-        if (err.code !== 'ENOENT') this.init.log.warn('could not remove a stray partial file', { dataset, file: rel, error: err.message })
+      if (recorded != null && partialPathFor(path, recorded.contentId) === rel) continue
+      this.removeIfPresent(join(config.path, ...rel.split('/'))).catch((err: any) => {
+        this.init.log.warn('could not remove a stray partial file', { dataset, file: rel, error: err.message })
       })
     }
   }
 
   /** Removes the partial file of `contentId` beside `target`, if there is one. */
   private async removePartialFile (target: string, contentId: Uint8Array): Promise<void> {
-    const partial = partialPathFor(target, contentId)
+    await this.removeIfPresent(partialPathFor(target, contentId))
+  }
+
+  /** Removes a partial file that no download will resume; one already gone is fine. */
+  private async removeIfPresent (file: string): Promise<void> {
     try {
-      await unlink(partial)
-      this.init.log.info('removed a partial file that will not be resumed', { file: partial })
+      await unlink(file)
+      this.init.log.info('removed a partial file that will not be resumed', { file })
     } catch (err: any) {
       if (err.code !== 'ENOENT') throw err
     }

@@ -97,6 +97,15 @@ export function partialPathFor (target: string, contentId: Uint8Array): string {
   return join(dirname(target), `.${basename(target)}.${Buffer.from(contentId.subarray(0, 6)).toString('hex')}${PARTIAL_SUFFIX}`)
 }
 
+/** The target a partial file (named by partialPathFor, '/'-separated) is for; undefined for a name partialPathFor never makes. */
+export function partialTargetOf (partial: string): string | undefined {
+  const slash = partial.lastIndexOf('/')
+  const name = partial.slice(slash + 1)
+  if (!name.endsWith(PARTIAL_SUFFIX)) return undefined
+  const m = /^\.(.+)\.[0-9a-f]{12}$/.exec(name.slice(0, -PARTIAL_SUFFIX.length))
+  return m == null ? undefined : partial.slice(0, slash + 1) + m[1]
+}
+
 interface Active {
   path: string
   size: number

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, liveRanks, pickChunks, pickFixedHelp, pickFromSeed, pickHelp, stripeOwner } from '../src/index.js'
+import { Bitfield, CircuitBreaker, PriorityLimiter, TokenBucket, liveRanks, pickChunks, pickFixedHelp, pickFromSeed, pickHelp, partialPathFor, partialTargetOf, stripeOwner } from '../src/index.js'
 
 describe('Bitfield', () => {
   it('sets, clears and counts bits, and round-trips through bytes', () => {
@@ -263,5 +263,16 @@ describe('pickHelp', () => {
     held[15] = 1
     const picked = pickHelp({ count, have, inFlight: new Map([[14, 1]]), heldByReceivers: held, max: 3 })
     expect(picked).toEqual([11, 12, 13])
+  })
+})
+
+describe('partial file names', () => {
+  it('lead back to their target, and only names partialPathFor makes do', () => {
+    const id = new Uint8Array(32).fill(0xab)
+    expect(partialTargetOf(partialPathFor('weights.bin', id))).toBe('weights.bin')
+    expect(partialTargetOf(partialPathFor('sub/dir/model.v2.bin', id))).toBe('sub/dir/model.v2.bin')
+    expect(partialTargetOf('sub/x.shoal-part')).toBeUndefined()
+    expect(partialTargetOf('.x.bin.0123456789AB.shoal-part')).toBeUndefined()
+    expect(partialTargetOf('.x.bin.0123456789ab.shoal-partial')).toBeUndefined()
   })
 })
