@@ -113,7 +113,7 @@ export class MemoryCompactor {
    * has been quiet. Each answer leaves freed buffers (request parsing, answer bytes, socket
    * reads) in malloc's heap, below live allocations, where they stay resident: 180,000 `where`
    * queries left ~9 MiB there in an agent holding 16 x 100,000 entries, which one malloc_trim
-   * returned. No collection here (queries must not pause for one): the trim alone (0.3-1.7 ms in
+   * returned. No collection here (queries must not pause for one): the trim alone (0.26-1.7 ms in
    * a Node HTTP server after each 10,000 requests, about one scavenge), once the API is quiet
    * after at least TRIM_AFTER_REQUESTS, or every TRIM_BUSY_AFTER_REQUESTS under a steady stream
    * (every 10,000 kept the agent's RSS no lower while it was queried: its young generation
